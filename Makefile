@@ -1,0 +1,35 @@
+# migpilot: `make demo` runs the main job, `make test` runs the whole suite. Both install what
+# is missing first (Debian packages through apt-get as root; Swift packages through SwiftPM).
+SHELL := /bin/bash
+BUILD_PACKAGES := pkg-config liburing-dev libgsl-dev gcc
+SWIFT ?= swift
+
+.PHONY: all deps build release test demo bench datasets clean
+
+all: build
+
+deps:
+	@scripts/ensure-packages.sh $(BUILD_PACKAGES)
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+demo: release
+	@scripts/demo.sh .build/release/migpilot
+
+bench: release
+	@Benchmarks/run.sh .build/release/migpilot
+
+# Re-records datasets/ from real programs (several minutes; installs the load generators).
+datasets: release
+	@datasets/record.sh .build/release/migpilot
+
+clean:
+	rm -rf .build

@@ -1,0 +1,42 @@
+// swift-tools-version: 6.1
+// migpilot: plans and drives live migrations of memory-heavy guests.
+// Module arrows follow ../shared/DESIGN.md ("Layout"); check with ../shared/tools/check-arrows.py.
+import PackageDescription
+
+let package = Package(
+    name: "migpilot",
+    products: [
+        .executable(name: "migpilot", targets: ["migpilot"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C: liburing behind the project's own small API (liburing.h stays in the .c file, see
+        // DESIGN.md "Known pitfalls"), the kernel ABI Debian's headers lack, hardware CRC32C.
+        .target(
+            name: "CUring",
+            cSettings: [.unsafeFlags(["-O3"])],
+            linkerSettings: [.linkedLibrary("uring")]
+        ),
+        .systemLibrary(name: "CGSL", pkgConfig: "gsl", providers: [.apt(["libgsl-dev"])]),
+
+        .target(name: "Migration"),
+        .target(name: "Traces", dependencies: ["CUring"]),
+
+        .executableTarget(
+            name: "migpilot",
+            dependencies: [
+                "Migration", "Traces",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "CUringTests", dependencies: ["CUring"]),
+        .testTarget(name: "CGSLTests", dependencies: ["CGSL"]),
+        .testTarget(name: "MigrationTests", dependencies: ["Migration"]),
+        .testTarget(name: "TracesTests", dependencies: ["Traces", "CUring"]),
+        
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,116 @@
+// migpilot's C layer: the project's own small API over liburing, the kernel ABI that Debian's
+// headers predate, and hardware CRC32C. Only plain integer and pointer types cross into Swift;
+// liburing.h is included by uring.c alone (it defines _GNU_SOURCE/_XOPEN_SOURCE and clashes
+// with Glibc's module when exposed to Swift).
+#ifndef MIGPILOT_CURING_H
+#define MIGPILOT_CURING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: kernel ABI missing from Debian 12's linux-libc-dev (Linux 6.7+)
+
+/// userfaultfd features (include/uapi/linux/userfaultfd.h).
+#define MP_UFFD_FEATURE_WP_UNPOPULATED (1ULL << 13)
+#define MP_UFFD_FEATURE_WP_ASYNC (1ULL << 15)
+
+/// PAGEMAP_SCAN page categories (include/uapi/linux/fs.h).
+#define MP_PAGE_IS_WPALLOWED (1ULL << 0)
+#define MP_PAGE_IS_WRITTEN (1ULL << 1)
+#define MP_PAGE_IS_FILE (1ULL << 2)
+#define MP_PAGE_IS_PRESENT (1ULL << 3)
+#define MP_PAGE_IS_SWAPPED (1ULL << 4)
+#define MP_PAGE_IS_PFNZERO (1ULL << 5)
+#define MP_PAGE_IS_HUGE (1ULL << 6)
+#define MP_PAGE_IS_SOFT_DIRTY (1ULL << 7)
+
+/// PAGEMAP_SCAN flags.
+#define MP_PM_SCAN_WP_MATCHING (1ULL << 0)
+#define MP_PM_SCAN_CHECK_WPASYNC (1ULL << 1)
+
+/// One run of pages that share categories, as PAGEMAP_SCAN reports it.
+struct mp_page_region {
+    uint64_t start;
+    uint64_t end;
+    uint64_t categories;
+};
+
+/// The argument of the PAGEMAP_SCAN ioctl (struct pm_scan_arg).
+struct mp_pm_scan_arg {
+    uint64_t size;
+    uint64_t flags;
+    uint64_t start;
+    uint64_t end;
+    uint64_t walk_end;
+    uint64_t vec;
+    uint64_t vec_len;
+    uint64_t max_pages;
+    uint64_t category_inverted;
+    uint64_t category_mask;
+    uint64_t category_anyof_mask;
+    uint64_t return_mask;
+};
+
+/// ioctl request numbers, computed in C because Swift cannot import _IOWR().
+extern const unsigned long mp_ioctl_pagemap_scan;
+extern const unsigned long mp_ioctl_uffdio_api;
+extern const unsigned long mp_ioctl_uffdio_register;
+extern const unsigned long mp_ioctl_uffdio_unregister;
+extern const unsigned long mp_ioctl_uffdio_copy;
+extern const unsigned long mp_ioctl_uffdio_zeropage;
+extern const unsigned long mp_ioctl_uffdio_writeprotect;
+extern const unsigned long mp_ioctl_uffdio_wake;
+
+// MARK: reading another process's memory
+
+/// One buffer, laid out like struct iovec (which Swift cannot see without _GNU_SOURCE).
+struct mp_iovec {
+    void *base;
+    size_t length;
+};
+
+/// process_vm_readv(2); returns bytes copied or -1 with errno set.
+long mp_process_vm_readv(int pid, const struct mp_iovec *local, unsigned long local_count,
+                         const struct mp_iovec *remote, unsigned long remote_count);
+
+// MARK: checksums
+
+/// CRC32C (Castagnoli) of `len` bytes, continuing from `crc` (0 to start). Uses the SSE4.2
+/// instruction where the CPU has it, a table otherwise; both give the same value.
+uint32_t mp_crc32c(uint32_t crc, const void *data, size_t len);
+
+/// A 64-bit content fingerprint of each of `count` pages of `page_size` bytes (a multiple of
+/// 64): four interleaved CRC32C lanes, so that it runs at memory speed. Not a CRC of the page;
+/// only equal content gives equal fingerprints (with the usual 2^-64 odds). A page of zeros
+/// has fingerprint 0, so "never seen" and "zero" compare alike.
+void mp_page_fingerprints(const void *pages, size_t count, size_t page_size, uint64_t *out);
+
+// MARK: io_uring (opaque ring; liburing stays inside uring.c)
+
+typedef struct mp_ring mp_ring;
+
+/// A new ring with `entries` submission slots, or NULL with -errno in *error.
+mp_ring *mp_ring_create(unsigned entries, unsigned flags, int *error);
+void mp_ring_destroy(mp_ring *ring);
+
+/// Queue a read/write/send/recv; returns 0, or -EBUSY when the submission queue is full.
+int mp_ring_prep_read(mp_ring *ring, int fd, void *buf, unsigned len, uint64_t offset, uint64_t user_data);
+int mp_ring_prep_write(mp_ring *ring, int fd, const void *buf, unsigned len, uint64_t offset, uint64_t user_data);
+int mp_ring_prep_send(mp_ring *ring, int fd, const void *buf, size_t len, int flags, uint64_t user_data);
+int mp_ring_prep_recv(mp_ring *ring, int fd, void *buf, size_t len, int flags, uint64_t user_data);
+
+/// Submit what is queued and wait for at least `wait_for` completions; returns the number
+/// submitted or -errno.
+int mp_ring_submit_and_wait(mp_ring *ring, unsigned wait_for);
+
+/// Take one completion if there is one: 1 with its user data and result, 0 if none, or -errno.
+int mp_ring_next_completion(mp_ring *ring, uint64_t *user_data, int32_t *result);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

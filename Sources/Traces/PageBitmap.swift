@@ -1,0 +1,103 @@
+/// A set of page numbers as a bitmap that grows on demand, with range operations that work a
+/// 64-bit word at a time. Used for unique-page and working-set counts, synthetic workloads and
+/// (later) the destination's received bitmap.
+public struct PageBitmap: Sendable, Equatable {
+    public private(set) var words: [UInt64]
+    /// Number of pages set.
+    public private(set) var count: UInt64 = 0
+
+    public init(pages: UInt64 = 0) {
+        words = [UInt64](repeating: 0, count: Int((pages + 63) / 64))
+    }
+
+    public func contains(_ page: UInt64) -> Bool {
+        let w = Int(page / 64)
+        return w < words.count && words[w] & (1 << (page % 64)) != 0
+    }
+
+    private mutating func grow(toCover page: UInt64) {
+        let need = Int(page / 64) + 1
+        if need > words.count { words.append(contentsOf: repeatElement(0, count: max(need - words.count, words.count / 2))) }
+    }
+
+    /// Sets one page; true when it was not set before.
+    @discardableResult
+    public mutating func insert(_ page: UInt64) -> Bool {
+        grow(toCover: page)
+        let w = Int(page / 64), bit: UInt64 = 1 << (page % 64)
+        if words[w] & bit != 0 { return false }
+        words[w] |= bit
+        count += 1
+        return true
+    }
+
+    /// Sets every page of `range`; returns how many were not set before.
+    @discardableResult
+    public mutating func insert(_ range: PageRange) -> UInt64 {
+        guard range.count > 0 else { return 0 }
+        grow(toCover: range.end - 1)
+        var added: UInt64 = 0
+        var page = range.start
+        let end = range.end
+        words.withUnsafeMutableBufferPointer { w in
+            while page < end {
+                let wi = Int(page / 64), bit = page % 64
+                let n = min(64 - bit, end - page)
+                let mask: UInt64 = n == 64 ? ~0 : ((1 << n) - 1) << bit
+                added += UInt64((mask & ~w[wi]).nonzeroBitCount)
+                w[wi] |= mask
+                page += n
+            }
+        }
+        count += added
+        return added
+    }
+
+    /// Clears every page, keeping the capacity.
+    public mutating func removeAll() {
+        guard count > 0 else { return }
+        words.withUnsafeMutableBufferPointer { w in
+            for i in w.indices { w[i] = 0 }
+        }
+        count = 0
+    }
+
+    /// The set pages as sorted, coalesced ranges; clears the bitmap when `clearing` is true.
+    public mutating func ranges(clearing: Bool) -> [PageRange] {
+        var out: [PageRange] = []
+        words.withUnsafeMutableBufferPointer { w in
+            var open: UInt64? = nil
+            for wi in w.indices {
+                let word = w[wi]
+                if word == 0 {
+                    if let s = open { out.append(PageRange(start: s, count: UInt64(wi) * 64 - s)); open = nil }
+                    continue
+                }
+                if word == ~0 {
+                    if open == nil { open = UInt64(wi) * 64 }
+                    if clearing { w[wi] = 0 }
+                    continue
+                }
+                var bit: UInt64 = 0
+                while bit < 64 {
+                    if open == nil {
+                        let skip = UInt64((word >> bit).trailingZeroBitCount)
+                        if skip + bit >= 64 { break }
+                        bit += skip
+                        open = UInt64(wi) * 64 + bit
+                    } else {
+                        let run = UInt64((~word >> bit).trailingZeroBitCount)
+                        if run + bit >= 64 { break }
+                        bit += run
+                        out.append(PageRange(start: open!, count: UInt64(wi) * 64 + bit - open!))
+                        open = nil
+                    }
+                }
+                if clearing { w[wi] = 0 }
+            }
+            if let s = open { out.append(PageRange(start: s, count: UInt64(w.count) * 64 - s)) }
+        }
+        if clearing { count = 0 }
+        return out
+    }
+}

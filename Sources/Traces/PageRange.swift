@@ -1,0 +1,37 @@
+/// A run of consecutive pages: `count` pages from page number `start`. Traces, bitmaps and
+/// the migration stream describe memory as ranges, never as page lists.
+public struct PageRange: Hashable, Sendable, CustomStringConvertible {
+    public var start: UInt64
+    public var count: UInt64
+
+    public init(start: UInt64, count: UInt64) {
+        self.start = start
+        self.count = count
+    }
+
+    /// One past the last page.
+    public var end: UInt64 { start + count }
+
+    public var description: String { count == 1 ? "\(start)" : "\(start)..<\(end)" }
+}
+
+extension Array where Element == PageRange {
+    /// Sorted, coalesced ranges covering `pages` (any order, repeats allowed). Sorts in place.
+    public static func coalescing(pages: inout [UInt64]) -> [PageRange] {
+        pages.sort()
+        var out: [PageRange] = []
+        out.reserveCapacity(pages.count / 2 + 1)
+        for page in pages {
+            if let last = out.last, page < last.end { continue }
+            if let last = out.last, page == last.end {
+                out[out.count - 1].count += 1
+            } else {
+                out.append(PageRange(start: page, count: 1))
+            }
+        }
+        return out
+    }
+
+    /// The number of pages the ranges cover.
+    public var pageCount: UInt64 { reduce(0) { $0 + $1.count } }
+}

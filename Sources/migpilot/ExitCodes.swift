@@ -1,0 +1,25 @@
+import ArgumentParser
+import Traces
+
+/// Exit codes with a meaning (sysexits.h where one fits), the same for every command.
+enum ExitCodes {
+    static let partial = ExitCode(3)
+    static let dataError = ExitCode(65)
+    static let noInput = ExitCode(66)
+    static let unavailable = ExitCode(69)
+    static let ioError = ExitCode(74)
+
+    static func forTrace(_ error: TraceError) -> ExitCode {
+        switch error.kind {
+        case .io: error.message.contains("No such file") || error.message.contains("Permission") ? noInput : ioError
+        case .invalidArgument: .validationFailure
+        case .notATrace, .unsupportedVersion, .truncated, .checksumMismatch, .malformed: dataError
+        }
+    }
+}
+
+/// Prints `error: …` on stderr and ends with `code`.
+func fail(_ message: String, _ code: ExitCode) -> ExitCode {
+    Terminal.standardError("error: \(message)\n")
+    return code
+}
