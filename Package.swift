@@ -36,6 +36,7 @@ let package = Package(
         .testTarget(name: "CGSLTests", dependencies: ["CGSL"]),
         .testTarget(name: "MigrationTests", dependencies: ["Migration"]),
         .testTarget(name: "TracesTests", dependencies: ["Traces", "CUring"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["migpilot"]),
         
     ],
     swiftLanguageModes: [.v6]

@@ -6,6 +6,11 @@ public struct QuantityError: Error, Equatable, CustomStringConvertible, Sendable
     public let expected: String
     public let given: String
     public var description: String { "expected \(expected), got '\(given)'" }
+
+    public init(expected: String, given: String) {
+        self.expected = expected
+        self.given = given
+    }
 }
 
 /// A non-negative length of time with nanosecond resolution.

@@ -105,3 +105,52 @@ enum Sys {
 
     static func processExists(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 || Glibc.errno == EPERM }
 }
+
+/// A command started by migpilot (the recorder's `-- COMMAND`), reaped by migpilot alone.
+public final class ChildProcess {
+    public let pid: pid_t
+    private var exitStatus: Int32?
+
+    /// Starts `arguments[0]` (looked up in PATH) with the rest as its arguments.
+    public init(_ arguments: [String]) throws(SystemCallError) {
+        var cArgs: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for a in cArgs { free(a) } }
+        // A clean signal state: whatever mask or ignored signals we inherited, the command gets
+        // the defaults, so that SIGTERM ends it.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var child: pid_t = 0
+        let rc = posix_spawnp(&child, arguments[0], nil, &attributes, &cArgs, environ)
+        guard rc == 0 else { throw SystemCallError(call: "posix_spawnp(\(arguments[0]))", errno: rc) }
+        pid = child
+    }
+
+    /// True once the process has exited (and been reaped).
+    public var hasExited: Bool {
+        if exitStatus != nil { return true }
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid { exitStatus = status }
+        return exitStatus != nil
+    }
+
+    /// SIGTERM, then SIGKILL if it is still running after `grace` seconds; waits for the end.
+    public func stop(grace: Double = 5) {
+        guard !hasExited else { return }
+        kill(pid, SIGTERM)
+        let deadline = Sys.monotonicNanoseconds() + UInt64(grace * 1e9)
+        while !hasExited && Sys.monotonicNanoseconds() < deadline { Sys.sleep(nanoseconds: 20_000_000) }
+        if !hasExited {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+            exitStatus = status
+        }
+    }
+}

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import Glibc
 import Migration
 import Traces
 
@@ -37,18 +37,14 @@ struct TraceRecordCommand: ParsableCommand {
     }
 
     func run() throws {
-        var child: Process? = nil
+        var child: ChildProcess? = nil
         var target = pid ?? 0
         if !command.isEmpty {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = command
-            do { try p.run() } catch { throw fail("cannot start '\(command.joined(separator: " "))': \(error)", ExitCodes.unavailable) }
-            child = p
-            target = p.processIdentifier
-            if delay.nanoseconds > 0 { Thread.sleep(forTimeInterval: delay.seconds) }
+            do { child = try ChildProcess(command) } catch { throw fail("cannot start '\(command.joined(separator: " "))': \(error)", ExitCodes.unavailable) }
+            target = child!.pid
+            if delay.nanoseconds > 0 { usleep(UInt32(delay.nanoseconds / 1000)) }
         }
-        defer { if let child { stop(child) } }
+        defer { child?.stop() }
 
         var provenance = notes.map { note -> ProvenanceEntry in
             let kv = note.split(separator: "=", maxSplits: 1)
@@ -78,15 +74,5 @@ struct TraceRecordCommand: ParsableCommand {
         if report.endedEarly {
             throw fail("the process exited after \(report.intervals) of \(report.requestedIntervals) intervals; the trace holds what was recorded", ExitCodes.partial)
         }
-    }
-
-    /// Ends a command we started: SIGTERM, then SIGKILL if it is still there after 5 s.
-    private func stop(_ p: Process) {
-        guard p.isRunning else { return }
-        p.terminate()
-        let deadline = Date().addingTimeInterval(5)
-        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
     }
 }

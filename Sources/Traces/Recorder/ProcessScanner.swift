@@ -11,7 +11,9 @@ final class ProcessScanner {
     private(set) var index = AddressSpaceIndex()
     /// Fingerprint of every trace page at the last scan (0: zero-filled or never present).
     private var fingerprints: [UInt64] = []
-    private let pagemap: Int32?
+    /// Whether the kernel has PAGEMAP_SCAN; /proc/PID/pagemap is opened anew for every scan,
+    /// because an open one keeps pointing at the address space a later exec() replaced.
+    let usesPagemapScan: Bool
     private let batchBytes = 4 << 20
     private let buffer: UnsafeMutableRawPointer
     private var batchFingerprints: [UInt64]
@@ -24,9 +26,6 @@ final class ProcessScanner {
         var writableBytes: Int
     }
 
-    /// Is PAGEMAP_SCAN in use (true), or is every page read (false)?
-    var usesPagemapScan: Bool { pagemap != nil }
-
     init(pid: Int32) throws(SystemCallError) {
         self.pid = pid
         pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
@@ -34,19 +33,20 @@ final class ProcessScanner {
         batchFingerprints = [UInt64](repeating: 0, count: batchBytes / pageSize)
         regions = [mp_page_region](repeating: mp_page_region(), count: 4096)
         let fd = try Sys.open("/proc/\(pid)/pagemap", O_RDONLY)
-        pagemap = Self.pagemapScanWorks(fd) ? fd : nil
-        if pagemap == nil { Sys.close(fd) }
+        usesPagemapScan = Self.pagemapScanWorks(fd)
+        Sys.close(fd)
     }
 
     deinit {
         buffer.deallocate()
-        if let pagemap { Sys.close(pagemap) }
     }
 
     /// Scans every writable mapping once.
     func scan() throws(SystemCallError) -> Result {
         var result = Result(changedPages: [], presentBytes: 0, writableBytes: 0)
         var batch = Batch()
+        let pagemap = usesPagemapScan ? try Sys.open("/proc/\(pid)/pagemap", O_RDONLY) : nil
+        defer { if let pagemap { Sys.close(pagemap) } }
         for mapping in try ProcessMapping.writable(pid: pid) {
             let firstPage = mapping.start / UInt64(pageSize)
             let pages = (mapping.end - mapping.start) / UInt64(pageSize)
@@ -55,7 +55,7 @@ final class ProcessScanner {
             if fingerprints.count < Int(index.pageCount) {
                 fingerprints.append(contentsOf: repeatElement(0, count: Int(index.pageCount) - fingerprints.count))
             }
-            for present in try presentRanges(mapping) {
+            for present in try presentRanges(mapping, pagemap: pagemap) {
                 // Intersect the present virtual range with the trace runs to learn its trace pages.
                 for run in runs {
                     let lo = max(present.lowerBound, run.virtualPage), hi = min(present.upperBound, run.virtualPage + run.count)
@@ -144,7 +144,7 @@ final class ProcessScanner {
     }
 
     /// The present (or swapped) virtual page ranges of a mapping.
-    private func presentRanges(_ m: ProcessMapping) throws(SystemCallError) -> [Range<UInt64>] {
+    private func presentRanges(_ m: ProcessMapping, pagemap: Int32?) throws(SystemCallError) -> [Range<UInt64>] {
         let ps = UInt64(pageSize)
         guard let pagemap else { return [(m.start / ps)..<(m.end / ps)] }
         var out: [Range<UInt64>] = []

@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+@testable import Traces
+
+/// The recorder against a real process (Tests/Fixtures/dirtier.c, compiled here with cc) that
+/// writes a known number of distinct pages per second.
+@Suite(.serialized) struct RecorderTests {
+    /// Starts the fixture and returns once it has filled its memory.
+    func startDirtier(_ dir: ScratchDirectory, mebibytes: Int, pagesPerSecond: Int, seconds: Int) throws -> Process {
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/dirtier.c").path
+        let binary = dir.path("dirtier")
+        let cc = Process()
+        cc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        cc.arguments = ["cc", "-O2", "-o", binary, source]
+        try cc.run()
+        cc.waitUntilExit()
+        try #require(cc.terminationStatus == 0, "cc could not build the fixture")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = ["\(mebibytes)", "\(pagesPerSecond)", "\(seconds)"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let ready = out.fileHandleForReading.readData(ofLength: 6)
+        try #require(String(decoding: ready, as: UTF8.self) == "ready\n")
+        return p
+    }
+
+    @Test func findsTheRateOfAKnownWriterWithinFivePercent() throws {
+        let dir = try ScratchDirectory()
+        defer { dir.cleanup() }
+        let writer = try startDirtier(dir, mebibytes: 128, pagesPerSecond: 20_000, seconds: 8)
+        defer { writer.terminate(); writer.waitUntilExit() }
+        let recorder = TraceRecorder(pid: writer.processIdentifier, intervalNanoseconds: 100_000_000, durationNanoseconds: 4_000_000_000)
+        let report = try recorder.record(to: dir.path("d.trace"))
+        #expect(report.intervals == 40)
+        #expect(!report.endedEarly)
+        let trace = try TraceReader(path: dir.path("d.trace"))
+        let stats = TraceStatistics(trace)
+        #expect(abs(stats.dirtyPagesPerSecond.median - 20_000) / 20_000 < 0.05, "median \(stats.dirtyPagesPerSecond.median) pages/s")
+        // All 128 MiB were filled before recording: they are the initial data.
+        #expect((trace.initialData?.pageCount ?? 0) >= 128 * 256)
+        #expect(trace.header.provenance("recorder") == "migpilot trace record")
+        #expect(trace.notes.contains { $0.key == "scan_ms_median" })
+    }
+
+    @Test func endsEarlyAndKeepsTheTraceWhenTheProcessExits() throws {
+        let dir = try ScratchDirectory()
+        defer { dir.cleanup() }
+        let writer = try startDirtier(dir, mebibytes: 16, pagesPerSecond: 1000, seconds: 1)
+        let recorder = TraceRecorder(pid: writer.processIdentifier, intervalNanoseconds: 100_000_000, durationNanoseconds: 10_000_000_000)
+        let report = try recorder.record(to: dir.path("short.trace"))
+        writer.waitUntilExit()
+        #expect(report.endedEarly)
+        #expect(report.intervals < 30)
+        let trace = try TraceReader(path: dir.path("short.trace"))
+        #expect(trace.intervalCount == report.intervals)
+        #expect(trace.notes.contains { $0.key == "ended_early" })
+    }
+
+    @Test func refusesAnIntervalItCannotKeep() throws {
+        let dir = try ScratchDirectory()
+        defer { dir.cleanup() }
+        let writer = try startDirtier(dir, mebibytes: 256, pagesPerSecond: 1000, seconds: 5)
+        defer { writer.terminate(); writer.waitUntilExit() }
+        let recorder = TraceRecorder(pid: writer.processIdentifier, intervalNanoseconds: 1_000_000, durationNanoseconds: 1_000_000_000)
+        #expect {
+            try recorder.record(to: dir.path("never.trace"))
+        } throws: { error in
+            guard case .intervalTooShort(_, _, let suggestion) = error as? RecorderError else { return false }
+            return suggestion >= 2
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path("never.trace")))
+    }
+
+    @Test func refusesAProcessThatDoesNotExist() {
+        let recorder = TraceRecorder(pid: 0x3fff_fff0, intervalNanoseconds: 100_000_000, durationNanoseconds: 1_000_000_000)
+        #expect {
+            try recorder.record(to: "/tmp/never.trace")
+        } throws: { error in
+            if case .noSuchProcess = error as? RecorderError { return true }
+            return false
+        }
+    }
+}
