@@ -32,6 +32,9 @@ let package = Package(
             ]
         ),
 
+        // Benchmarks (release builds; see Benchmarks/README.md).
+        .executableTarget(name: "migpilot-trace-bench", dependencies: ["Traces", "Migration"], path: "Benchmarks/TraceBench"),
+
         .testTarget(name: "CUringTests", dependencies: ["CUring"]),
         .testTarget(name: "CGSLTests", dependencies: ["CGSL"]),
         .testTarget(name: "MigrationTests", dependencies: ["Migration"]),

@@ -9,12 +9,15 @@ struct Migpilot: ParsableCommand {
         discussion: """
             Examples:
               migpilot trace info datasets/redis-benchmark.trace
-              migpilot trace synth --kind zipf --pages 262144 --rate 50000 --duration 60s -o zipf.trace
-              migpilot trace record --interval 200ms --duration 60s -o app.trace -- ./app --serve
+              migpilot trace synth --kind zipf --pages 262144 --rate 50000 \\
+                  --duration 60s -o zipf.trace
+              migpilot trace record --interval 200ms --duration 60s -o app.trace \\
+                  -- ./app --serve
 
-            Exit codes: 0 success; 3 finished with less than asked (see the message);
-            64 wrong usage; 65 bad input data (a corrupt trace, with its byte offset);
-            66 an input cannot be opened; 69 a process to record is missing; 74 an I/O error.
+            Exit codes: 0 success; 3 finished with less than asked (see the
+            message); 64 wrong usage; 65 bad input data (a corrupt trace, with its
+            byte offset); 66 an input cannot be opened; 69 a process to record is
+            missing; 74 an I/O error.
             """,
         subcommands: [TraceCommand.self]
     )

@@ -9,8 +9,8 @@ struct TraceInfoCommand: ParsableCommand {
         commandName: "info",
         abstract: "Show a trace's size, dirty rate and working set.",
         discussion: """
-            Checks every block's CRC32C; a damaged file is reported with its byte offset
-            (exit 65).
+            Checks every block's CRC32C first; a damaged file is reported with its
+            byte offset (exit 65), never summarised in part.
 
             Examples:
               migpilot trace info datasets/redis-benchmark.trace

@@ -9,14 +9,16 @@ struct TraceRecordCommand: ParsableCommand {
         commandName: "record",
         abstract: "Record which pages a live process writes, interval by interval.",
         discussion: """
-            Samples the process's writable mappings with process_vm_readv every interval and
-            keeps the pages whose content changed (CRC32C fingerprints). Refuses an interval
-            it cannot keep. A rewrite with identical bytes is not seen.
+            Samples the process's writable mappings with process_vm_readv every
+            interval and keeps the pages whose content changed (CRC32C
+            fingerprints). Refuses an interval it cannot keep. A rewrite with
+            identical bytes is not seen (docs/trace-format.md lists the limits).
 
             Examples:
-              migpilot trace record --pid 4242 --interval 200ms --duration 60s -o redis.trace
-              migpilot trace record --interval 100ms --duration 30s --delay 5s -o job.trace \\
-                  -- python3 job.py --size 512M
+              migpilot trace record --pid 4242 --interval 200ms --duration 60s \\
+                  -o redis.trace
+              migpilot trace record --interval 100ms --duration 30s --delay 5s \\
+                  -o job.trace -- python3 job.py --size 512M
             """
     )
 
@@ -24,7 +26,7 @@ struct TraceRecordCommand: ParsableCommand {
     @Option(help: "Sampling interval.", transform: Parse.timeSpan) var interval: TimeSpan = TimeSpan(nanoseconds: 200_000_000)
     @Option(help: "How long to record.", transform: Parse.timeSpan) var duration: TimeSpan
     @Option(help: "With a command: wait this long before recording (warm-up).", transform: Parse.timeSpan) var delay: TimeSpan = TimeSpan(nanoseconds: 0)
-    @Option(name: .customLong("note"), help: "Provenance KEY=VALUE stored in the trace (repeatable).") var notes: [String] = []
+    @Option(name: .customLong("note"), help: "Provenance KEY=VALUE to store (repeatable).") var notes: [String] = []
     @Option(name: .shortAndLong, help: "Output file (.trace).") var output: String
     @Argument(parsing: .postTerminator, help: "A command to start and record (after --).") var command: [String] = []
 

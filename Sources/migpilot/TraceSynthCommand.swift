@@ -8,15 +8,18 @@ struct TraceSynthCommand: ParsableCommand {
         commandName: "synth",
         abstract: "Write a synthetic dirty-page trace (reproducible by seed).",
         discussion: """
-            --rate counts page writes per second, repeats included: uniform writes at rate r over
-            W pages leave W·(1 − e^(−r·t/W)) distinct dirty pages after t seconds.
+            --rate counts page writes per second, repeats included: uniform writes
+            at rate r over W pages leave W·(1 − e^(−r·t/W)) distinct dirty pages
+            after t seconds.
 
             Examples:
-              migpilot trace synth --kind uniform --memory 1GiB --rate 20000 --duration 60s -o u.trace
-              migpilot trace synth --kind hotset --pages 262144 --hot-fraction 0.05 --hot-share 0.95 \\
-                  --rate 100000 --duration 2m --interval 100ms --seed 7 -o hot.trace
-              migpilot trace synth --kind zipf --zipf-exponent 1.1 --pages 4194304 --rate 1e6 \\
-                  --duration 10m -o big.trace
+              migpilot trace synth --kind uniform --memory 1GiB --rate 20000 \\
+                  --duration 60s -o u.trace
+              migpilot trace synth --kind hotset --pages 262144 --rate 100000 \\
+                  --hot-fraction 0.05 --hot-share 0.95 --duration 2m \\
+                  --interval 100ms --seed 7 -o hot.trace
+              migpilot trace synth --kind zipf --zipf-exponent 1.1 --memory 16GiB \\
+                  --rate 1e6 --duration 10m -o big.trace
             """
     )
 
@@ -29,7 +32,7 @@ struct TraceSynthCommand: ParsableCommand {
     @Option(help: "Seed of the random generator.") var seed: UInt64 = 1
     @Option(help: "Page size in bytes.") var pageSize: UInt32 = 4096
     @Option(help: "hotset: share of pages in the hot set (0, 1].") var hotFraction: Double?
-    @Option(help: "hotset: share of writes that go to the hot set [0, 1].") var hotShare: Double?
+    @Option(help: "hotset: share of writes to the hot set [0, 1].") var hotShare: Double?
     @Option(help: "zipf: exponent s, popularity of rank k ∝ 1/k^s.") var zipfExponent: Double?
     @Option(help: "What memory holds at t=0: data (every page) or zero.") var initial: InitialMemory = .data
     @Option(name: .shortAndLong, help: "Output file (.trace).") var output: String

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# migpilot benchmarks (release build). Prints every figure Benchmarks/README.md quotes.
+#   Benchmarks/run.sh [path/to/migpilot]      (make bench builds and runs it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:-.build/release/migpilot}
+bench=$(dirname "$bin")/migpilot-trace-bench
+scripts/ensure-packages.sh hyperfine gcc >/dev/null
+[[ -x $bench ]] || swift build -c release --product migpilot-trace-bench >/dev/null
+tmp=$(mktemp -d)
+cleanup() { [[ -n ${dirtier_pid:-} ]] && kill "$dirtier_pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo
+
+largest=$(ls -S datasets/*.trace | head -1)
+echo "== trace info on the largest dataset ($largest, $(du -h "$largest" | cut -f1)); target < 0.5 s"
+hyperfine --style basic --warmup 2 --runs 20 -N --export-json "$tmp/info.json" "$bin trace info --json $largest" >/dev/null
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print(f"trace info: mean {r["mean"]*1e3:.1f} ms, max {r["max"]*1e3:.1f} ms over {len(r["times"])} runs")' "$tmp/info.json"
+echo
+
+echo "== decoding (open with every CRC checked, then decode every interval); target >= 200 M page-events/s"
+"$bin" trace synth --kind zipf --memory 16GiB --rate 1000000 --duration 60s --seed 1 -o "$tmp/zipf-16GiB.trace"
+"$bench" decode datasets/*.trace "$tmp/zipf-16GiB.trace"
+echo
+
+echo "== recorder scanning a 1 GiB process (Tests/Fixtures/dirtier.c, 20k pages/s); target <= 250 ms per interval"
+cc -O2 -o "$tmp/dirtier" Tests/Fixtures/dirtier.c
+"$tmp/dirtier" 1024 20000 30 > "$tmp/ready" &
+dirtier_pid=$!
+while [[ ! -s $tmp/ready ]]; do sleep 0.1; done
+"$bin" trace record --pid "$dirtier_pid" --interval 500ms --duration 10s -o "$tmp/scan.trace" 2>/dev/null
+"$bin" trace info --json "$tmp/scan.trace" | python3 -c '
+import json, sys
+p = json.load(sys.stdin)["provenance"]
+print(f"scan of {int(p["target_peak_rss_bytes"])/2**30:.2f} GiB resident: median {p["scan_ms_median"]} ms, p99 {p["scan_ms_p99"]} ms, max {p["scan_ms_max"]} ms, overruns {p["scan_overruns"]}")'
+"$bench" memcpy 1024 | tee "$tmp/memcpy"
+python3 - "$tmp/scan.trace" "$tmp/memcpy" "$bin" <<'PY'
+import json, subprocess, sys
+p = json.loads(subprocess.run([sys.argv[3], "trace", "info", "--json", sys.argv[1]], capture_output=True, text=True).stdout)["provenance"]
+floor = float(open(sys.argv[2]).read().split(":")[1].split("ms")[0])
+print(f"scan / memcpy floor (same GiB, same run): {float(p['scan_ms_median'])/floor:.2f}x")
+PY
