@@ -6,7 +6,7 @@ import Testing
 /// writes a known number of distinct pages per second.
 @Suite(.serialized) struct RecorderTests {
     /// Starts the fixture and returns once it has filled its memory.
-    func startDirtier(_ dir: ScratchDirectory, mebibytes: Int, pagesPerSecond: Int, seconds: Int) throws -> Process {
+    func startDirtier(_ dir: ScratchDirectory, mebibytes: Int, pagesPerSecond: Int, seconds: Int, churn: Bool = false) throws -> Process {
         let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/dirtier.c").path
         let binary = dir.path("dirtier")
@@ -18,7 +18,7 @@ import Testing
         try #require(cc.terminationStatus == 0, "cc could not build the fixture")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = ["\(mebibytes)", "\(pagesPerSecond)", "\(seconds)"]
+        p.arguments = ["\(mebibytes)", "\(pagesPerSecond)", "\(seconds)"] + (churn ? ["churn"] : [])
         let out = Pipe()
         p.standardOutput = out
         try p.run()
@@ -43,6 +43,22 @@ import Testing
         #expect((trace.initialData?.pageCount ?? 0) >= 128 * 256)
         #expect(trace.header.provenance("recorder") == "migpilot trace record")
         #expect(trace.notes.contains { $0.key == "scan_ms_median" })
+    }
+
+    @Test func followsMappingsThatAppearAndVanish() throws {
+        let dir = try ScratchDirectory()
+        defer { dir.cleanup() }
+        let writer = try startDirtier(dir, mebibytes: 16, pagesPerSecond: 1000, seconds: 6, churn: true)
+        defer { writer.terminate(); writer.waitUntilExit() }
+        let report = try TraceRecorder(pid: writer.processIdentifier, intervalNanoseconds: 100_000_000,
+                                       durationNanoseconds: 2_000_000_000).record(to: dir.path("churn.trace"))
+        let trace = try TraceReader(path: dir.path("churn.trace"))
+        // A new 1 MiB region every 100 ms, written in full: ~256 new pages per interval on top
+        // of the sweep's 100. The kernel hands unmapped addresses out again, and a virtual page
+        // keeps its number, so the five live regions are numbered once each.
+        let stats = TraceStatistics(trace)
+        #expect(stats.dirtyPagesPerSecond.median > 2_800, "\(stats.dirtyPagesPerSecond)")
+        #expect(report.pages >= UInt64(16 * 256 + 5 * 256), "only \(report.pages) pages numbered")
     }
 
     @Test func endsEarlyAndKeepsTheTraceWhenTheProcessExits() throws {
