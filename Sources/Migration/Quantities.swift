@@ -116,3 +116,38 @@ public func formatFixed(_ value: Double, decimals: Int) -> String {
     let sign = negative && scaled != 0 ? "-" : ""
     return decimals == 0 ? "\(sign)\(Int64(whole))" : "\(sign)\(Int64(whole)).\(fraction)"
 }
+
+/// A transfer rate in bytes per second.
+public struct Bandwidth: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var bytesPerSecond: Double
+    public init(bytesPerSecond: Double) { self.bytesPerSecond = bytesPerSecond }
+
+    private static let units: [(suffix: String, bytesPerSecond: Double)] = [
+        ("Gbit/s", 1e9 / 8), ("Mbit/s", 1e6 / 8), ("kbit/s", 1e3 / 8), ("bit/s", 1.0 / 8),
+        ("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3), ("B/s", 1),
+        ("GiB/s", 0x1p30), ("MiB/s", 0x1p20), ("KiB/s", 0x1p10),
+    ]
+
+    /// Parses `10Gbit/s`, `800Mbit/s` (SI bits), `1.25GB/s`, `100MB/s` (SI bytes), `1GiB/s`,
+    /// `512MiB/s` (binary bytes).
+    public init(parsing text: String) throws(QuantityError) {
+        let failure = QuantityError(expected: "a bandwidth such as 10Gbit/s, 800Mbit/s, 1GB/s or 512MiB/s", given: text)
+        guard let (value, unit) = splitNumber(text),
+              let scale = Self.units.first(where: { $0.suffix == unit })?.bytesPerSecond,
+              value > 0
+        else { throw failure }
+        bytesPerSecond = value * scale
+    }
+
+    public static func < (a: Bandwidth, b: Bandwidth) -> Bool { a.bytesPerSecond < b.bytesPerSecond }
+
+    /// In bits, as links are named (`10Gbit/s`, `2.5Gbit/s`, `800Mbit/s`).
+    public var description: String {
+        let bits = bytesPerSecond * 8
+        for (suffix, scale) in [("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)] where bits >= scale {
+            let v = bits / scale
+            return v == v.rounded() ? "\(Int(v))\(suffix)" : "\(formatFixed(v, decimals: 2))\(suffix)"
+        }
+        return "\(formatFixed(bits, decimals: 0))bit/s"
+    }
+}

@@ -40,3 +40,21 @@ import Testing
         #expect(ByteCount(bytes: 3 << 29).description == "1.50GiB")
     }
 }
+
+@Suite struct BandwidthTests {
+    @Test(arguments: [("10Gbit/s", 1.25e9), ("2.5Gbit/s", 3.125e8), ("800Mbit/s", 1e8), ("1GB/s", 1e9),
+                      ("100MB/s", 1e8), ("1GiB/s", 1073741824), ("512MiB/s", 536870912)])
+    func units(text: String, bytesPerSecond: Double) throws {
+        #expect(try Bandwidth(parsing: text).bytesPerSecond == bytesPerSecond)
+    }
+
+    @Test(arguments: ["10", "10Gb", "10 gigabits", "0Gbit/s", "-1MB/s", "Gbit/s"])
+    func badBandwidths(text: String) {
+        #expect(throws: QuantityError.self) { try Bandwidth(parsing: text) }
+    }
+
+    @Test func printsInBits() {
+        #expect(Bandwidth(bytesPerSecond: 1.25e9).description == "10Gbit/s")
+        #expect(Bandwidth(bytesPerSecond: 3.125e8).description == "2.50Gbit/s")
+    }
+}
