@@ -23,6 +23,7 @@ let package = Package(
 
         .target(name: "Migration"),
         .target(name: "Traces", dependencies: ["CUring"]),
+        .target(name: "WhatIf", dependencies: ["Migration", "Traces"]),
 
         .executableTarget(
             name: "migpilot",
@@ -39,6 +40,7 @@ let package = Package(
         .testTarget(name: "CGSLTests", dependencies: ["CGSL"]),
         .testTarget(name: "MigrationTests", dependencies: ["Migration"]),
         .testTarget(name: "TracesTests", dependencies: ["Traces", "CUring"]),
+        .testTarget(name: "WhatIfTests", dependencies: ["WhatIf", "Traces", "Migration"]),
         .testTarget(name: "EndToEndTests", dependencies: ["migpilot"]),
         
     ],

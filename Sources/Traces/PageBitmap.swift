@@ -53,6 +53,74 @@ public struct PageBitmap: Sendable, Equatable {
         return added
     }
 
+    /// Sets every page of `pages` (an interval's set) and returns how many were new.
+    @discardableResult
+    public mutating func insert(contentsOf pages: some Sequence<PageRange>) -> UInt64 {
+        var added: UInt64 = 0
+        for r in pages { added += insert(r) }
+        return added
+    }
+
+    /// Adds every page of `other`.
+    public mutating func formUnion(_ other: PageBitmap) {
+        if other.words.count > words.count { words.append(contentsOf: repeatElement(0, count: other.words.count - words.count)) }
+        var added: UInt64 = 0
+        words.withUnsafeMutableBufferPointer { w in
+            other.words.withUnsafeBufferPointer { o in
+                for i in o.indices where o[i] != 0 {
+                    added += UInt64((o[i] & ~w[i]).nonzeroBitCount)
+                    w[i] |= o[i]
+                }
+            }
+        }
+        count += added
+    }
+
+    /// Sets every page below `pages`.
+    public mutating func insertAll(below pages: UInt64) { insert(PageRange(start: 0, count: pages)) }
+
+    /// Clears the bits of `mask` in word `index` (page `64 × index + bit`); returns how many
+    /// were set. Lets a caller walk `words` and take pages a word at a time.
+    @discardableResult
+    public mutating func remove(mask: UInt64, inWord index: Int) -> Int {
+        guard index < words.count else { return 0 }
+        let hit = words[index] & mask
+        words[index] &= ~hit
+        count -= UInt64(hit.nonzeroBitCount)
+        return hit.nonzeroBitCount
+    }
+
+    /// Pages of `range` that are set.
+    public func count(in range: PageRange) -> UInt64 {
+        var n: UInt64 = 0
+        forEachWord(of: range) { index, mask in n += UInt64((words[index] & mask).nonzeroBitCount) }
+        return n
+    }
+
+    /// Calls `body(wordIndex, mask)` for every word `range` touches, with the bits of the range
+    /// in that word; words past the end of the bitmap are skipped.
+    public func forEachWord(of range: PageRange, _ body: (Int, UInt64) -> Void) {
+        var page = range.start
+        let end = min(range.end, UInt64(words.count) * 64)
+        while page < end {
+            let bit = page % 64
+            let n = min(64 - bit, end - page)
+            body(Int(page / 64), n == 64 ? ~0 : ((1 << n) - 1) << bit)
+            page += n
+        }
+    }
+
+    /// Number of maximal runs of set pages (what a range list of the set would hold).
+    public var runCount: Int {
+        var runs = 0
+        var previousTopBit: UInt64 = 0
+        for w in words {
+            runs += (w & ~((w << 1) | previousTopBit)).nonzeroBitCount
+            previousTopBit = w >> 63
+        }
+        return runs
+    }
+
     /// Clears every page, keeping the capacity.
     public mutating func removeAll() {
         guard count > 0 else { return }

@@ -148,3 +148,25 @@ import Testing
         #expect(index.traceRuns(firstVirtualPage: 103, count: 2).map(\.tracePage) == [3])
     }
 }
+
+@Suite struct PageBitmapOperationTests {
+    @Test func unionWordRemovalRangeCountsAndRuns() {
+        var a = PageBitmap(pages: 200), b = PageBitmap(pages: 300)
+        a.insert(PageRange(start: 0, count: 10))
+        b.insert(PageRange(start: 5, count: 10))
+        b.insert(PageRange(start: 250, count: 3))
+        a.formUnion(b)
+        #expect(a.count == 18)
+        #expect(a.ranges(clearing: false) == [PageRange(start: 0, count: 15), PageRange(start: 250, count: 3)])
+        #expect(a.runCount == 2)
+        #expect(a.count(in: PageRange(start: 10, count: 245)) == 8)
+        #expect(a.remove(mask: 0b111, inWord: 0) == 3)
+        #expect(a.count == 15)
+        #expect(a.remove(mask: ~0, inWord: 99) == 0)
+        var runs = PageBitmap()
+        runs.insert(PageRange(start: 60, count: 10))  // one run across a word boundary
+        runs.insert(127)
+        runs.insert(128)
+        #expect(runs.runCount == 2)
+    }
+}

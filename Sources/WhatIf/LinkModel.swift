@@ -1,0 +1,29 @@
+/// The link a simulated migration runs over, and what goes wrong with it.
+public struct LinkModel: Sendable, Equatable {
+    public var bandwidthBytesPerSecond: Double
+    public var roundTripSeconds: Double
+    /// Bytes of framing per page sent; a zero page costs only this.
+    public var pageHeaderBytes: Int
+    /// Windows during which the channel is broken: nothing passes.
+    public var failures: [Failure]
+
+    /// The channel breaks at `atSeconds` (since the migration started) for `forSeconds`.
+    public struct Failure: Sendable, Equatable {
+        public var atSeconds: Double
+        public var forSeconds: Double
+        public init(atSeconds: Double, forSeconds: Double) {
+            self.atSeconds = atSeconds
+            self.forSeconds = forSeconds
+        }
+        public var endSeconds: Double { atSeconds + forSeconds }
+    }
+
+    public init(bandwidthBytesPerSecond: Double, roundTripSeconds: Double = 0.001, pageHeaderBytes: Int = 8, failures: [Failure] = []) {
+        self.bandwidthBytesPerSecond = bandwidthBytesPerSecond
+        self.roundTripSeconds = roundTripSeconds
+        self.pageHeaderBytes = pageHeaderBytes
+        self.failures = failures.sorted { $0.atSeconds < $1.atSeconds }
+    }
+
+    func isDown(at t: Double) -> Bool { failures.contains { t >= $0.atSeconds && t < $0.endSeconds } }
+}

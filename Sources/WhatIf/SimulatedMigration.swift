@@ -1,0 +1,398 @@
+import Migration
+import Traces
+
+/// A migration of a trace's guest over a modelled link, on a virtual clock: the what-if
+/// backend. Page-level, with QEMU's mechanics: pass 1 sends every page (a zero page costs only
+/// its header); the guest's writes mark a dirty bitmap that a sync turns into the next pass;
+/// stop-and-copy sends what is pending with the guest stopped; postcopy starts the guest on the
+/// destination, pushes the rest in address order and serves a page the guest touches first
+/// as a remote fault (a round trip plus its transfer); a broken channel pauses postcopy until
+/// a recovery handshake succeeds. The guest runs the trace from `startInterval`, looping.
+public final class SimulatedMigration: MigrationControl {
+    public let workload: TraceWorkload
+    public let link: LinkModel
+
+    // Clocks: `time` is the migration's (virtual seconds since start); `guestTime` is how far the
+    // guest has run through the trace (it stops during stop-and-copy and slows when throttled).
+    private(set) var time = 0.0
+    private var guestTime = 0.0
+    private var nextInterval = 0
+    private let startInterval: Int
+
+    private(set) var state = MigrationState.none
+    private var pass = 0
+    /// Pages to send in the current pass (QEMU's migration bitmap), and how far the pass got.
+    private var toSend = PageBitmap()
+    private var cursor = 0
+    /// Pages the guest dirtied since the last sync (QEMU's dirty log).
+    private var dirty = PageBitmap()
+    /// Pages holding data (nil: all of them); the others cost only a header.
+    private var holdsData: PageBitmap?
+    private var lastSync = 0.0
+    private var lastPassDirtyRate = 0.0
+    private var thresholdReported = false
+
+    private var downtimeLimit = 0.3
+    private var bandwidthCap: Double?
+    private var throttlePercent = 0
+    private var transferred: Double = 0
+    private var debtBytes: Double = 0
+
+    private var events: [MigrationEvent] = []
+    private(set) var downtime: Double?
+    private(set) var switchTime: Double?
+    private(set) var remainingAtSwitch: UInt64?
+    private(set) var postcopyDoneTime: Double?
+    private(set) var remoteFaults: UInt64 = 0
+    private(set) var faultStallSeconds = 0.0
+    private(set) var pausedSeconds = 0.0
+    private var pausedSince: Double?
+    private(set) var recoveries = 0
+    private var recoveryAttempts = 0
+    private var recoveryAt: Double?
+    private var handshakeDoneAt: Double?
+    private var failuresStarted = 0
+    private(set) var failureReason: String?
+
+    public init(workload: TraceWorkload, link: LinkModel, startInterval: Int = 0) {
+        self.workload = workload
+        self.link = link
+        self.startInterval = workload.writes.isEmpty ? 0 : startInterval % workload.writes.count
+    }
+
+    var pageCost: Double { Double(workload.pageSize + link.pageHeaderBytes) }
+    var zeroCost: Double { Double(link.pageHeaderBytes) }
+    var bandwidth: Double { min(link.bandwidthBytesPerSecond, bandwidthCap ?? .infinity) }
+    /// Pages that fit the downtime limit at the current bandwidth.
+    var thresholdPages: UInt64 { UInt64(max(0, bandwidth * downtimeLimit / pageCost)) }
+
+    // MARK: MigrationControl
+
+    public func start() throws {
+        guard state == .none else { throw SimulationError.wrongState("start", state) }
+        state = .active
+        pass = 1
+        toSend = PageBitmap(pages: workload.pageCount)
+        toSend.insertAll(below: workload.pageCount)
+        dirty = PageBitmap(pages: workload.pageCount)
+        if let initial = workload.initialData {
+            var data = PageBitmap(pages: workload.pageCount)
+            data.insert(contentsOf: initial)
+            holdsData = data
+        }
+        events.append(.stateChanged)
+    }
+
+    public func nextObservation(within seconds: Double) throws -> Observation {
+        let deadline = time + seconds
+        while events.isEmpty, !state.isFinished, time < deadline {
+            step(until: deadline)
+        }
+        defer { events.removeAll() }
+        return Observation(status: status, events: events, recoveryAttempts: recoveryAttempts)
+    }
+
+    public func complete(maxPendingPages: UInt64?) throws -> Bool {
+        guard state == .active else { throw SimulationError.wrongState("complete", state) }
+        sync()
+        if let max = maxPendingPages, toSend.count > max {
+            events.append(.completionRefused(pendingPages: toSend.count))
+            return false
+        }
+        // Stop-and-copy: the guest is stopped; everything pending goes, then the destination runs.
+        let stop = cost(of: toSend) / bandwidth + link.roundTripSeconds
+        transferred += cost(of: toSend)
+        toSend.removeAll()
+        time += stop
+        downtime = stop
+        state = .completed
+        events.append(.stateChanged)
+        return true
+    }
+
+    public func startPostcopy() throws {
+        guard state == .active else { throw SimulationError.wrongState("start-postcopy", state) }
+        sync()
+        // The guest stops, the source sends the list of pages the destination must discard
+        // (16 bytes a run) and the device state, the destination starts.
+        let switchover = Double(toSend.runCount * 16) / bandwidth + link.roundTripSeconds
+        time += switchover
+        downtime = switchover
+        switchTime = time
+        remainingAtSwitch = toSend.count
+        cursor = 0
+        state = .postcopyActive
+        events.append(.stateChanged)
+        if toSend.count == 0 { finishPostcopy() }
+    }
+
+    public func setDowntimeLimit(seconds: Double) throws { downtimeLimit = seconds }
+    public func setBandwidth(bytesPerSecond: Double?) throws { bandwidthCap = bytesPerSecond }
+    public func throttle(percent: Int) throws { throttlePercent = max(0, min(99, percent)) }
+
+    public func pause() throws {
+        guard state == .postcopyActive else { throw SimulationError.wrongState("pause", state) }
+        enterPaused(.channelBroken(reason: "paused on request"))
+    }
+
+    public func recover(uri: String, after seconds: Double) throws {
+        guard state == .postcopyPaused else { throw SimulationError.wrongState("recover", state) }
+        recoveryAt = time + max(0, seconds)
+    }
+
+    public func cancel(reason: String) throws {
+        guard !state.isPostcopy else { throw SimulationError.wrongState("cancel", state) }  // postcopy cannot go back
+        state = .cancelled
+        failureReason = reason
+        events.append(.stateChanged)
+    }
+
+    public var status: MigrationStatus {
+        MigrationStatus(
+            state: state, elapsedSeconds: time, pass: pass, pageSize: workload.pageSize, totalPages: workload.pageCount,
+            remainingPages: toSend.count, transferredBytes: UInt64(transferred), dirtyPagesSinceSync: dirty.count,
+            secondsSinceSync: time - lastSync, dirtyPagesRate: lastPassDirtyRate, bandwidthBytesPerSecond: bandwidth,
+            expectedDowntimeSeconds: Double(toSend.count) * pageCost / bandwidth, downtimeLimitSeconds: downtimeLimit,
+            postcopyRequests: remoteFaults, downtimeSeconds: downtime)
+    }
+
+    // MARK: the clock
+
+    /// Advances to the earliest of: `deadline`, the end of the next trace interval, a failure
+    /// starting or ending, a scheduled recovery step — or earlier, when a pass ends, what is
+    /// pending crosses the downtime threshold, or postcopy finishes.
+    private func step(until deadline: Double) {
+        var next = deadline
+        let speed = guestSpeed
+        if speed > 0, !workload.writes.isEmpty {
+            let intervalEnd = Double(nextInterval + 1) * workload.intervalSeconds
+            next = min(next, time + (intervalEnd - guestTime) / speed)
+        }
+        for f in link.failures {
+            if f.atSeconds > time { next = min(next, f.atSeconds) }
+            if f.endSeconds > time { next = min(next, f.endSeconds) }
+        }
+        if let r = recoveryAt { next = min(next, r) }
+        if let h = handshakeDoneAt { next = min(next, h) }
+        next = max(next, time)
+
+        let used = transfer(seconds: next - time)
+        let reached = time + used
+        guestTime += (reached - time) * speed
+        time = reached
+        if time < next { return }  // a transfer event stopped the clock early
+
+        if speed > 0, !workload.writes.isEmpty, guestTime >= Double(nextInterval + 1) * workload.intervalSeconds - 1e-12 {
+            guestTime = Double(nextInterval + 1) * workload.intervalSeconds
+            applyInterval()
+        }
+        handleChannel()
+    }
+
+    private var guestSpeed: Double {
+        switch state {
+        case .none, .setup, .active, .postcopyActive, .postcopyPaused, .postcopyRecover: 1 - Double(throttlePercent) / 100
+        default: 0
+        }
+    }
+
+    /// Sends for up to `seconds`; returns the time used (less when a transfer event happened).
+    private func transfer(seconds: Double) -> Double {
+        guard seconds > 0, !link.isDown(at: time) else { return seconds }
+        switch state {
+        case .active:
+            var budget = bandwidth * seconds - debtBytes
+            debtBytes = 0
+            let stopAt = thresholdReported ? nil : thresholdPages
+            let spent = send(budget: &budget, stopAtRemaining: stopAt)
+            if toSend.count == 0 {
+                sync()
+                events.append(.passCompleted)
+                checkThreshold()
+                return spent / bandwidth
+            }
+            if let stopAt, toSend.count <= stopAt {
+                thresholdReported = true
+                events.append(.pendingBelowThreshold)
+                return spent / bandwidth
+            }
+            return seconds
+        case .postcopyActive:
+            var budget = bandwidth * seconds - debtBytes
+            debtBytes = 0
+            let spent = send(budget: &budget, stopAtRemaining: nil)
+            if toSend.count == 0 {
+                finishPostcopy()
+                return spent / bandwidth
+            }
+            return seconds
+        default:
+            return seconds
+        }
+    }
+
+    /// Sends pages of `toSend` in address order from the cursor while the budget lasts (and,
+    /// with `stopAtRemaining`, until only that many remain). Returns the bytes spent.
+    private func send(budget: inout Double, stopAtRemaining: UInt64?) -> Double {
+        var spent = 0.0
+        let words = toSend.words.count
+        while cursor < words, budget > 0 {
+            let word = toSend.words[cursor]
+            if word == 0 { cursor += 1; continue }
+            let data = holdsData.map { cursor < $0.words.count ? $0.words[cursor] : 0 } ?? ~0
+            let n = UInt64(word.nonzeroBitCount)
+            let wordCost = Double((word & data).nonzeroBitCount) * pageCost + Double((word & ~data).nonzeroBitCount) * zeroCost
+            let floor = stopAtRemaining ?? 0
+            if wordCost <= budget, toSend.count - n >= floor {
+                toSend.remove(mask: word, inWord: cursor)
+                budget -= wordCost
+                spent += wordCost
+                cursor += 1
+                continue
+            }
+            // Page by page within the word.
+            var w = word
+            while w != 0, budget > 0, toSend.count > floor {
+                let bit = UInt64(w.trailingZeroBitCount)
+                let mask: UInt64 = 1 << bit
+                let c = data & mask != 0 ? pageCost : zeroCost
+                if c > budget { budget = 0; break }
+                toSend.remove(mask: mask, inWord: cursor)
+                budget -= c
+                spent += c
+                w &= ~mask
+            }
+            if w == 0 { cursor += 1 }
+            if stopAtRemaining != nil, toSend.count <= floor { break }
+            if budget <= 0 { break }
+        }
+        transferred += spent
+        return spent
+    }
+
+    private func sync() {
+        let elapsed = time - lastSync
+        if elapsed > 0 { lastPassDirtyRate = Double(dirty.count) / elapsed }
+        toSend.formUnion(dirty)
+        dirty.removeAll()
+        cursor = 0
+        lastSync = time
+        pass += 1
+        thresholdReported = false
+    }
+
+    private func checkThreshold() {
+        if toSend.count <= thresholdPages {
+            thresholdReported = true
+            events.append(.pendingBelowThreshold)
+        }
+    }
+
+    private func applyInterval() {
+        let index = (startInterval + nextInterval) % workload.writes.count
+        nextInterval += 1
+        switch state {
+        case .active, .setup, .none:
+            let writes = workload.writes[index]
+            dirty.insert(contentsOf: writes)
+            holdsData?.insert(contentsOf: writes)
+        case .postcopyActive, .postcopyPaused, .postcopyRecover:
+            fault(workload.touches[index])
+        default:
+            break
+        }
+    }
+
+    /// The guest on the destination touched these pages: those not there yet are requested.
+    private func fault(_ ranges: [PageRange]) {
+        for r in ranges {
+            toSend.forEachWord(of: r) { index, mask in
+                let data = holdsData.map { index < $0.words.count ? $0.words[index] : 0 } ?? ~0
+                let hit = toSend.words[index] & mask
+                guard hit != 0 else { return }
+                let n = UInt64(hit.nonzeroBitCount)
+                let bytes = Double((hit & data).nonzeroBitCount) * pageCost + Double((hit & ~data).nonzeroBitCount) * zeroCost
+                toSend.remove(mask: hit, inWord: index)
+                remoteFaults += n
+                transferred += bytes
+                debtBytes += bytes
+                // A paused channel answers nothing: the faulting vCPU waits for the recovery.
+                faultStallSeconds += Double(n) * link.roundTripSeconds + bytes / bandwidth
+            }
+        }
+        if state == .postcopyActive, toSend.count == 0 { finishPostcopy() }
+    }
+
+    private func finishPostcopy() {
+        postcopyDoneTime = time
+        state = .completed
+        events.append(.stateChanged)
+    }
+
+    private func enterPaused(_ event: MigrationEvent) {
+        state = .postcopyPaused
+        if pausedSince == nil { pausedSince = time }
+        handshakeDoneAt = nil
+        events.append(event)
+    }
+
+    /// Failures starting, recovery attempts and handshakes at the current time.
+    private func handleChannel() {
+        let started = link.failures.filter { $0.atSeconds <= time }.count
+        if started > failuresStarted {
+            failuresStarted = started
+            switch state {
+            case .active, .setup:
+                state = .failed
+                failureReason = "the channel broke at \(time) s during precopy; the guest keeps running on the source"
+                events.append(.channelBroken(reason: "link down"))
+            case .postcopyActive:
+                recoveryAttempts = 0
+                enterPaused(.channelBroken(reason: "link down"))
+            case .postcopyRecover:
+                enterPaused(.recoveryFailed(reason: "the channel broke during the recovery handshake"))
+            default:
+                break
+            }
+        }
+        if let at = recoveryAt, time >= at, state == .postcopyPaused {
+            recoveryAt = nil
+            recoveryAttempts += 1
+            if link.isDown(at: time) {
+                events.append(.recoveryFailed(reason: "the channel is still down"))
+            } else {
+                // Connect, the destination's received bitmap (a bit a page), resume and its ack.
+                state = .postcopyRecover
+                handshakeDoneAt = time + 2 * link.roundTripSeconds + Double(workload.pageCount / 8) / bandwidth
+            }
+        }
+        if let done = handshakeDoneAt, time >= done, state == .postcopyRecover {
+            handshakeDoneAt = nil
+            state = .postcopyActive
+            recoveries += 1
+            if let since = pausedSince { pausedSeconds += time - since }
+            pausedSince = nil
+            events.append(.recovered)
+            if toSend.count == 0 { finishPostcopy() }
+        }
+    }
+
+    private func cost(of set: PageBitmap) -> Double {
+        guard let data = holdsData else { return Double(set.count) * pageCost }
+        var dataPages = 0
+        for i in set.words.indices where set.words[i] != 0 {
+            dataPages += (set.words[i] & (i < data.words.count ? data.words[i] : 0)).nonzeroBitCount
+        }
+        return Double(dataPages) * pageCost + Double(Int(set.count) - dataPages) * zeroCost
+    }
+}
+
+/// A simulated backend refusing a command, as QEMU would in that state.
+public enum SimulationError: Error, CustomStringConvertible, Equatable {
+    case wrongState(String, MigrationState)
+    public var description: String {
+        switch self {
+        case let .wrongState(command, state): "'\(command)' is not allowed in state '\(state.rawValue)'"
+        }
+    }
+}

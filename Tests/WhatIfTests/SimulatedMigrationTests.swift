@@ -1,0 +1,148 @@
+import Foundation
+import Migration
+import Testing
+import Traces
+@testable import WhatIf
+
+/// A synthetic trace written to a temporary file and loaded as a workload.
+func syntheticWorkload(_ kind: SyntheticWorkload.Kind = .uniform, pages: UInt64, rate: Double, seconds: UInt64 = 30,
+                       intervalMilliseconds: UInt64 = 50, initiallyZero: Bool = false, seed: UInt64 = 1) throws -> TraceWorkload {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("migpilot-whatif-\(UUID().uuidString).trace").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    try SyntheticTrace.write(.init(kind: kind, pages: pages, writesPerSecond: rate, seed: seed), durationNanoseconds: seconds * 1_000_000_000,
+                             intervalNanoseconds: intervalMilliseconds * 1_000_000, initiallyZero: initiallyZero, to: path)
+    return try TraceWorkload(path: path)
+}
+
+/// Observes until `stop` holds for an observation (or the migration finishes).
+func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) -> Bool, limit: Double = 600) throws -> Observation {
+    while true {
+        let o = try sim.nextObservation(within: step)
+        if stop(o) || o.status.state.isFinished || o.status.elapsedSeconds > limit { return o }
+    }
+}
+
+@Suite struct SimulatedMigrationTests {
+    let pageCost = 4096.0 + 8
+
+    @Test func firstPassTakesWOverBAndLeavesTheClosedFormBehind() throws {
+        // W pages written uniformly at r pages/s; a link of B pages/s: pass 1 ends at W/B with
+        // W (1 − e^(−r t₁/W)) distinct pages dirtied meanwhile.
+        let w = 20_000.0, r = 10_000.0, b = 16_000.0
+        let sim = SimulatedMigration(workload: try syntheticWorkload(pages: UInt64(w), rate: r), link: LinkModel(bandwidthBytesPerSecond: b * pageCost))
+        try sim.start()
+        try sim.setDowntimeLimit(seconds: 0.000_001)
+        let o = try run(sim) { $0.events.contains(.passCompleted) }
+        let t1 = w / b
+        #expect(abs(o.status.elapsedSeconds - t1) / t1 < 0.03, "pass 1 ended at \(o.status.elapsedSeconds) s, expected \(t1)")
+        let left = w * (1 - exp(-r * t1 / w))
+        #expect(abs(Double(o.status.remainingPages) - left) / left < 0.05, "\(o.status.remainingPages) pages left, expected \(left)")
+        #expect(o.status.pass == 2)
+    }
+
+    @Test func aWriterFasterThanTheLinkIsRefusedAtEveryExactSync() throws {
+        // QEMU's loop: the estimate (what is left of the pass) falls under the threshold at the
+        // end of every pass, the exact sync then finds the pages dirtied meanwhile: refused.
+        let sim = SimulatedMigration(workload: try syntheticWorkload(pages: 50_000, rate: 40_000), link: LinkModel(bandwidthBytesPerSecond: 10_000 * pageCost))
+        try sim.start()
+        var refusals = 0
+        while sim.status.elapsedSeconds < 60 {
+            let o = try sim.nextObservation(within: 1)
+            if o.events.contains(.pendingBelowThreshold) {
+                #expect(try sim.complete(maxPendingPages: sim.thresholdPages) == false)
+                refusals += 1
+            }
+        }
+        #expect(refusals > 3)
+        #expect(sim.status.state == .active)
+    }
+
+    @Test func stopAndCopyTakesPendingOverBandwidthPlusARoundTrip() throws {
+        let sim = SimulatedMigration(workload: try syntheticWorkload(pages: 10_000, rate: 2_000),
+                                     link: LinkModel(bandwidthBytesPerSecond: 20_000 * pageCost, roundTripSeconds: 0.002))
+        try sim.start()
+        var before = 0.0, pending: UInt64 = 0
+        for _ in 0..<20 where sim.status.state == .active {
+            let o = try run(sim) { $0.events.contains(.pendingBelowThreshold) }
+            #expect(o.status.remainingPages <= sim.thresholdPages)
+            before = sim.status.elapsedSeconds
+            pending = sim.status.remainingPages + sim.status.dirtyPagesSinceSync  // an upper bound of what the sync finds
+            if try sim.complete(maxPendingPages: sim.thresholdPages) { break }
+        }
+        #expect(sim.remainingAtSwitch == nil)  // not a postcopy
+        let downtime = try #require(sim.downtime)
+        #expect(downtime <= Double(pending) / 20_000 + 0.002 + 1e-9)
+        #expect(downtime <= 0.3 + 0.002 + 1e-9)
+        #expect(abs(sim.status.elapsedSeconds - before - downtime) < 1e-9)
+        #expect(sim.status.state == .completed)
+        #expect(throws: SimulationError.self) { try sim.startPostcopy() }
+    }
+
+    @Test func completionIsRefusedWhenTheExactSyncFindsTooMuch() throws {
+        let sim = SimulatedMigration(workload: try syntheticWorkload(pages: 50_000, rate: 20_000), link: LinkModel(bandwidthBytesPerSecond: 30_000 * pageCost))
+        try sim.start()
+        _ = try sim.nextObservation(within: 0.5)
+        #expect(try sim.complete(maxPendingPages: 10) == false)
+        let o = try sim.nextObservation(within: 0.001)
+        #expect(o.events.contains { if case .completionRefused = $0 { true } else { false } })
+        #expect(o.status.state == .active)
+    }
+
+    @Test func zeroPagesCostOnlyTheirHeader() throws {
+        let zero = SimulatedMigration(workload: try syntheticWorkload(pages: 10_000, rate: 0, initiallyZero: true), link: LinkModel(bandwidthBytesPerSecond: 1e6))
+        try zero.start()
+        let o = try run(zero) { $0.events.contains(.passCompleted) }
+        #expect(abs(o.status.elapsedSeconds - 10_000 * 8 / 1e6) < 1e-6)
+        #expect(o.status.transferredBytes == 80_000)
+    }
+
+    @Test func postcopyFaultsPagesTheGuestTouchesFirstAndFinishes() throws {
+        let sim = SimulatedMigration(workload: try syntheticWorkload(.hotset, pages: 40_000, rate: 30_000),
+                                     link: LinkModel(bandwidthBytesPerSecond: 10_000 * pageCost, roundTripSeconds: 0.001))
+        try sim.start()
+        _ = try run(sim) { $0.events.contains(.passCompleted) }
+        try sim.startPostcopy()
+        let remaining = try #require(sim.remainingAtSwitch)
+        #expect(remaining > 1000)
+        let o = try run(sim) { _ in false }
+        #expect(o.status.state == .completed)
+        #expect(sim.remoteFaults > 0)
+        #expect(sim.remoteFaults < remaining)
+        let postcopy = try #require(sim.postcopyDoneTime) - sim.switchTime!
+        // Faulted pages go too, so postcopy takes about remaining/B, never much less.
+        #expect(postcopy > Double(remaining) / 10_000 * 0.9)
+        #expect(postcopy < Double(remaining) / 10_000 * 1.1 + 0.1)
+    }
+
+    @Test func aBrokenChannelPausesPostcopyUntilARecoverySucceeds() throws {
+        let link = LinkModel(bandwidthBytesPerSecond: 10_000 * pageCost, roundTripSeconds: 0.001,
+                             failures: [.init(atSeconds: 4.5, forSeconds: 1.0)])
+        let sim = SimulatedMigration(workload: try syntheticWorkload(pages: 40_000, rate: 30_000), link: link)
+        try sim.start()
+        _ = try run(sim, step: 0.1) { $0.status.elapsedSeconds >= 4.2 }
+        try sim.startPostcopy()
+        var o = try run(sim) { $0.status.state == .postcopyPaused }
+        #expect(o.events.contains(.channelBroken(reason: "link down")))
+        #expect(abs(o.status.elapsedSeconds - 4.5) < 1e-9)
+        try sim.recover(uri: "tcp:alt", after: 0.2)  // still down at 4.7 s
+        o = try run(sim) { !$0.events.isEmpty }
+        #expect(o.events == [.recoveryFailed(reason: "the channel is still down")])
+        try sim.recover(uri: "tcp:alt", after: 1.0)  // up again at 5.7 s
+        o = try run(sim) { $0.events.contains(.recovered) }
+        #expect(o.status.state == .postcopyActive)
+        #expect(sim.recoveries == 1)
+        #expect(abs(sim.pausedSeconds - 1.2) < 0.01, "paused \(sim.pausedSeconds) s")
+        o = try run(sim) { _ in false }
+        #expect(o.status.state == .completed)
+    }
+
+    @Test func aBrokenChannelInPrecopyFailsTheMigrationAndLosesNothing() throws {
+        let link = LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost, failures: [.init(atSeconds: 2, forSeconds: 1)])
+        let sim = SimulatedMigration(workload: try syntheticWorkload(pages: 10_000, rate: 100), link: link)
+        try sim.start()
+        let o = try run(sim) { _ in false }
+        #expect(o.status.state == .failed)
+        #expect(o.status.elapsedSeconds == 2)
+        #expect(sim.failureReason?.contains("keeps running on the source") == true)
+    }
+}
