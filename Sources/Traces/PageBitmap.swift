@@ -90,24 +90,14 @@ public struct PageBitmap: Sendable, Equatable {
         return hit.nonzeroBitCount
     }
 
-    /// Pages of `range` that are set.
-    public func count(in range: PageRange) -> UInt64 {
-        var n: UInt64 = 0
-        forEachWord(of: range) { index, mask in n += UInt64((words[index] & mask).nonzeroBitCount) }
-        return n
-    }
-
-    /// Calls `body(wordIndex, mask)` for every word `range` touches, with the bits of the range
-    /// in that word; words past the end of the bitmap are skipped.
-    public func forEachWord(of range: PageRange, _ body: (Int, UInt64) -> Void) {
-        var page = range.start
-        let end = min(range.end, UInt64(words.count) * 64)
-        while page < end {
-            let bit = page % 64
-            let n = min(64 - bit, end - page)
-            body(Int(page / 64), n == 64 ? ~0 : ((1 << n) - 1) << bit)
-            page += n
-        }
+    /// Sets the bits of `mask` in word `index`; returns how many were not set before.
+    @discardableResult
+    public mutating func insert(mask: UInt64, inWord index: Int) -> Int {
+        if index >= words.count { grow(toCover: UInt64(index) * 64) }
+        let new = mask & ~words[index]
+        words[index] |= new
+        count += UInt64(new.nonzeroBitCount)
+        return new.nonzeroBitCount
     }
 
     /// Number of maximal runs of set pages (what a range list of the set would hold).

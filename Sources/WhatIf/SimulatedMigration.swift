@@ -293,9 +293,10 @@ public final class SimulatedMigration: MigrationControl {
         nextInterval += 1
         switch state {
         case .active, .setup, .none:
-            let writes = workload.writes[index]
-            dirty.insert(contentsOf: writes)
-            holdsData?.insert(contentsOf: writes)
+            for w in workload.writes[index] {
+                dirty.insert(mask: w.mask, inWord: Int(w.index))
+                holdsData?.insert(mask: w.mask, inWord: Int(w.index))
+            }
         case .postcopyActive, .postcopyPaused, .postcopyRecover:
             fault(workload.touches[index])
         default:
@@ -304,21 +305,21 @@ public final class SimulatedMigration: MigrationControl {
     }
 
     /// The guest on the destination touched these pages: those not there yet are requested.
-    private func fault(_ ranges: [PageRange]) {
-        for r in ranges {
-            toSend.forEachWord(of: r) { index, mask in
-                let data = holdsData.map { index < $0.words.count ? $0.words[index] : 0 } ?? ~0
-                let hit = toSend.words[index] & mask
-                guard hit != 0 else { return }
-                let n = UInt64(hit.nonzeroBitCount)
-                let bytes = Double((hit & data).nonzeroBitCount) * pageCost + Double((hit & ~data).nonzeroBitCount) * zeroCost
-                toSend.remove(mask: hit, inWord: index)
-                remoteFaults += n
-                transferred += bytes
-                debtBytes += bytes
-                // A paused channel answers nothing: the faulting vCPU waits for the recovery.
-                faultStallSeconds += Double(n) * link.roundTripSeconds + bytes / bandwidth
-            }
+    private func fault(_ touched: [WordMask]) {
+        for w in touched {
+            let index = Int(w.index)
+            guard index < toSend.words.count else { continue }
+            let hit = toSend.words[index] & w.mask
+            guard hit != 0 else { continue }
+            let data = holdsData.map { index < $0.words.count ? $0.words[index] : 0 } ?? ~0
+            let n = UInt64(hit.nonzeroBitCount)
+            let bytes = Double((hit & data).nonzeroBitCount) * pageCost + Double((hit & ~data).nonzeroBitCount) * zeroCost
+            toSend.remove(mask: hit, inWord: index)
+            remoteFaults += n
+            transferred += bytes
+            debtBytes += bytes
+            // A paused channel answers nothing: the faulting vCPU waits for the recovery.
+            faultStallSeconds += Double(n) * link.roundTripSeconds + bytes / bandwidth
         }
         if state == .postcopyActive, toSend.count == 0 { finishPostcopy() }
     }

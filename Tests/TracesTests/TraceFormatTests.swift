@@ -159,10 +159,12 @@ import Testing
         #expect(a.count == 18)
         #expect(a.ranges(clearing: false) == [PageRange(start: 0, count: 15), PageRange(start: 250, count: 3)])
         #expect(a.runCount == 2)
-        #expect(a.count(in: PageRange(start: 10, count: 245)) == 8)
         #expect(a.remove(mask: 0b111, inWord: 0) == 3)
         #expect(a.count == 15)
         #expect(a.remove(mask: ~0, inWord: 99) == 0)
+        #expect(a.insert(mask: 0b1111, inWord: 0) == 3)
+        #expect(a.insert(mask: 1, inWord: 10) == 1)  // grows
+        #expect(a.contains(640))
         var runs = PageBitmap()
         runs.insert(PageRange(start: 60, count: 10))  // one run across a word boundary
         runs.insert(127)
