@@ -17,7 +17,11 @@ echo
 largest=$(ls -S datasets/*.trace | head -1)
 echo "== trace info on the largest dataset ($largest, $(du -h "$largest" | cut -f1)); target < 0.5 s"
 hyperfine --style basic --warmup 2 --runs 20 -N --export-json "$tmp/info.json" "$bin trace info --json $largest" >/dev/null
-python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print(f"trace info: mean {r["mean"]*1e3:.1f} ms, max {r["max"]*1e3:.1f} ms over {len(r["times"])} runs")' "$tmp/info.json"
+python3 - "$tmp/info.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+print("trace info: mean %.1f ms, max %.1f ms over %d runs" % (r["mean"] * 1e3, r["max"] * 1e3, len(r["times"])))
+PY
 echo
 
 echo "== decoding (open with every CRC checked, then decode every interval); target >= 200 M page-events/s"
@@ -34,7 +38,8 @@ while [[ ! -s $tmp/ready ]]; do sleep 0.1; done
 "$bin" trace info --json "$tmp/scan.trace" | python3 -c '
 import json, sys
 p = json.load(sys.stdin)["provenance"]
-print(f"scan of {int(p["target_peak_rss_bytes"])/2**30:.2f} GiB resident: median {p["scan_ms_median"]} ms, p99 {p["scan_ms_p99"]} ms, max {p["scan_ms_max"]} ms, overruns {p["scan_overruns"]}")'
+print("scan of %.2f GiB resident: median %s ms, p99 %s ms, max %s ms, overruns %s" % (
+    int(p["target_peak_rss_bytes"]) / 2**30, p["scan_ms_median"], p["scan_ms_p99"], p["scan_ms_max"], p["scan_overruns"]))'
 "$bench" memcpy 1024 | tee "$tmp/memcpy"
 python3 - "$tmp/scan.trace" "$tmp/memcpy" "$bin" <<'PY'
 import json, subprocess, sys

@@ -11,7 +11,8 @@ for t in datasets/*.trace; do
 import json, sys
 s = json.load(sys.stdin); mib = s["page_size"] / 2**20
 name = s["path"].split("/")[-1].removesuffix(".trace")
-print(f"{name:<22} {s[\"pages\"]*mib:7.0f}M {s[\"duration_s\"]:8.1f}s {s[\"dirty_pages_per_s\"][\"median\"]:10.0f} {s[\"dirty_pages_per_s\"][\"p99\"]:10.0f} {s[\"wss_pages\"][\"1s\"]*mib:9.1f}M {s[\"wss_pages\"][\"10s\"]*mib:9.1f}M")'
+r = s["dirty_pages_per_s"]; w = s["wss_pages"]
+print("%-22s %7.0fM %8.1fs %10.0f %10.0f %9.1fM %9.1fM" % (name, s["pages"] * mib, s["duration_s"], r["median"], r["p99"], w["1s"] * mib, w["10s"] * mib))'
 done
 largest=$(ls -S datasets/*.trace | head -1)
 echo

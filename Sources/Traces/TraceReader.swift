@@ -70,10 +70,10 @@ public final class TraceReader: @unchecked Sendable {
                 let b = try Self.blockHeader(bytes, at: expected, tag: TraceFormat.initialBlockTag, name: "initial-data block")
                 if verifyChecksums { try Self.verify(bytes, b, name: "initial-data block") }
                 var pos = b.payloadOffset
-                var ranges: [PageRange] = []
-                _ = try PageSetCoding.decode(bytes, position: &pos, end: b.payloadOffset + b.payloadLength,
-                                             pageLimit: header.pageCount, what: "initial-data block", into: &ranges)
-                initial = ranges
+                let ranges = RangeBuffer()
+                let n = try PageSetCoding.decode(bytes, position: &pos, end: b.payloadOffset + b.payloadLength,
+                                                 pageLimit: header.pageCount, what: "initial-data block", into: ranges)
+                initial = Array(ranges.view(n))
                 expected = b.payloadOffset + b.payloadLength
             }
             self.initialData = initial
@@ -147,22 +147,20 @@ public final class TraceReader: @unchecked Sendable {
 
     private func decode(from: Int, to: Int, _ body: (IntervalView) throws -> Void) throws {
         guard let file, from < to else { return }
-        var written: [PageRange] = []
-        var read: [PageRange] = []
+        let written = RangeBuffer(), read = RangeBuffer()
         var b = blockIndex(containing: from)
         while b < blocks.count, blocks[b].firstInterval < to {
             let block = blocks[b]
             var pos = block.payloadOffset
             let end = block.payloadOffset + block.payloadLength
             for i in block.firstInterval..<(block.firstInterval + block.intervals) {
-                written.removeAll(keepingCapacity: true)
-                read.removeAll(keepingCapacity: true)
+                var writtenCount = 0, readCount = 0
                 do {
-                    _ = try PageSetCoding.decode(file, position: &pos, end: end, pageLimit: header.pageCount,
-                                                 what: "block \(b), interval \(i)", into: &written)
+                    writtenCount = try PageSetCoding.decode(file, position: &pos, end: end, pageLimit: header.pageCount,
+                                                            what: "block \(b), interval \(i)", into: written)
                     if header.hasReads {
-                        _ = try PageSetCoding.decode(file, position: &pos, end: end, pageLimit: header.pageCount,
-                                                     what: "block \(b), interval \(i) reads", into: &read)
+                        readCount = try PageSetCoding.decode(file, position: &pos, end: end, pageLimit: header.pageCount,
+                                                             what: "block \(b), interval \(i) reads", into: read)
                     }
                 } catch var error {
                     // A block that passed its CRC but does not decode was written wrong; still an error, never a guess.
@@ -170,11 +168,7 @@ public final class TraceReader: @unchecked Sendable {
                     throw error
                 }
                 guard i >= from, i < to else { continue }
-                try written.withUnsafeBufferPointer { w in
-                    try read.withUnsafeBufferPointer { r in
-                        try body(IntervalView(index: i, written: w, read: header.hasReads ? r : nil))
-                    }
-                }
+                try body(IntervalView(index: i, written: written.view(writtenCount), read: header.hasReads ? read.view(readCount) : nil))
             }
             b += 1
         }
