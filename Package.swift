@@ -23,6 +23,7 @@ let package = Package(
 
         .target(name: "Migration"),
         .target(name: "Traces", dependencies: ["CUring"]),
+        .target(name: "ConvergenceModel", dependencies: ["Migration", "Traces", "CGSL"], exclude: ["README.md"]),
 
         .executableTarget(
             name: "migpilot",
@@ -39,8 +40,8 @@ let package = Package(
         .testTarget(name: "CGSLTests", dependencies: ["CGSL"]),
         .testTarget(name: "MigrationTests", dependencies: ["Migration"]),
         .testTarget(name: "TracesTests", dependencies: ["Traces", "CUring"]),
+        .testTarget(name: "ConvergenceModelTests", dependencies: ["ConvergenceModel", "Traces", "Migration"]),
         .testTarget(name: "EndToEndTests", dependencies: ["migpilot"]),
-        
     ],
     swiftLanguageModes: [.v6]
 )
