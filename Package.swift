@@ -16,14 +16,16 @@ let package = Package(
         // DESIGN.md "Known pitfalls"), the kernel ABI Debian's headers lack, hardware CRC32C.
         .target(
             name: "CUring",
+            exclude: ["README.md"],
             cSettings: [.unsafeFlags(["-O3"])],
             linkerSettings: [.linkedLibrary("uring")]
         ),
         .systemLibrary(name: "CGSL", pkgConfig: "gsl", providers: [.apt(["libgsl-dev"])]),
 
-        .target(name: "Migration"),
-        .target(name: "Traces", dependencies: ["CUring"]),
-        .target(name: "WhatIf", dependencies: ["Migration", "Traces"]),
+        .target(name: "Migration", exclude: ["README.md"]),
+        .target(name: "Traces", dependencies: ["CUring"], exclude: ["README.md"]),
+        .target(name: "ConvergenceModel", dependencies: ["Migration", "Traces", "CGSL"], exclude: ["README.md"]),
+        .target(name: "WhatIf", dependencies: ["Migration", "Traces"], exclude: ["README.md"]),
 
         .executableTarget(
             name: "migpilot",
@@ -35,14 +37,15 @@ let package = Package(
 
         // Benchmarks (release builds; see Benchmarks/README.md).
         .executableTarget(name: "migpilot-trace-bench", dependencies: ["Traces", "Migration"], path: "Benchmarks/TraceBench"),
+        .executableTarget(name: "migpilot-model-bench", dependencies: ["ConvergenceModel", "Traces", "Migration"], path: "Benchmarks/ModelBench"),
 
         .testTarget(name: "CUringTests", dependencies: ["CUring"]),
         .testTarget(name: "CGSLTests", dependencies: ["CGSL"]),
         .testTarget(name: "MigrationTests", dependencies: ["Migration"]),
         .testTarget(name: "TracesTests", dependencies: ["Traces", "CUring"]),
+        .testTarget(name: "ConvergenceModelTests", dependencies: ["ConvergenceModel", "Traces", "Migration"]),
         .testTarget(name: "WhatIfTests", dependencies: ["WhatIf", "Traces", "Migration"]),
         .testTarget(name: "EndToEndTests", dependencies: ["migpilot"]),
-        
     ],
     swiftLanguageModes: [.v6]
 )

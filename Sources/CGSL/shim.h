@@ -8,3 +8,13 @@
 #include <gsl/gsl_multifit_nlinear.h>
 #include <gsl/gsl_statistics_double.h>
 #include <gsl/gsl_sort.h>
+#include <gsl/gsl_fit.h>
+
+// Swift 6 refuses to read mutable C globals (they are not concurrency-safe); the convergence
+// model reads GSL's solver descriptors through these accessors instead.
+static inline const gsl_multifit_nlinear_type *cgsl_multifit_nlinear_trust(void) {
+    return gsl_multifit_nlinear_trust;
+}
+static inline const gsl_multifit_nlinear_trs *cgsl_multifit_nlinear_trs_lm(void) {
+    return gsl_multifit_nlinear_trs_lm;
+}
