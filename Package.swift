@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C: liburing behind the project's own small API (liburing.h stays in the .c file, see
@@ -23,11 +24,13 @@ let package = Package(
 
         .target(name: "Migration"),
         .target(name: "Traces", dependencies: ["CUring"]),
+        // Policy files: model, loader with exact errors, parameter spaces (docs/policies.md).
+        .target(name: "Policies", dependencies: ["Migration", .product(name: "Yams", package: "Yams")], exclude: ["README.md"]),
 
         .executableTarget(
             name: "migpilot",
             dependencies: [
-                "Migration", "Traces",
+                "Migration", "Traces", "Policies",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -39,8 +42,8 @@ let package = Package(
         .testTarget(name: "CGSLTests", dependencies: ["CGSL"]),
         .testTarget(name: "MigrationTests", dependencies: ["Migration"]),
         .testTarget(name: "TracesTests", dependencies: ["Traces", "CUring"]),
+        .testTarget(name: "PoliciesTests", dependencies: ["Policies", "Migration"], exclude: ["Malformed"]),
         .testTarget(name: "EndToEndTests", dependencies: ["migpilot"]),
-        
     ],
     swiftLanguageModes: [.v6]
 )
