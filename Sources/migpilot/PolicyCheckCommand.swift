@@ -38,20 +38,15 @@ struct PolicyCheckCommand: ParsableCommand {
     }
 
     func run() throws {
-        var invalid = 0, unreadable = 0
+        var failures: [PolicyLoadError] = []
         for file in files {
             let outcome = check(file)
-            switch outcome {
-            case .ok: break
-            case .failure(.unreadable): unreadable += 1
-            case .failure(.invalid): invalid += 1
-            }
+            if case .failure(let error) = outcome { failures.append(error) }
             print(json ? Self.json(file, outcome) : Self.human(file, outcome))
         }
-        let bad = invalid + unreadable
-        if bad == 0 { return }
-        let summary = "\(bad) of \(files.count) file\(files.count == 1 ? "" : "s") not valid"
-        throw fail(summary, invalid > 0 ? ExitCodes.dataError : ExitCodes.noInput)
+        guard let worst = failures.first(where: { ExitCodes.forPolicy($0) == ExitCodes.dataError }) ?? failures.first else { return }
+        let summary = "\(failures.count) of \(files.count) file\(files.count == 1 ? "" : "s") not valid"
+        throw fail(summary, ExitCodes.forPolicy(worst))
     }
 
     enum Outcome {

@@ -27,12 +27,9 @@ struct PolicyShowCommand: ParsableCommand {
         do {
             policy = try PolicyLoader.load(path: file)
         } catch {
-            switch error {
-            case .unreadable: throw fail(error.description, ExitCodes.noInput)
-            case .invalid(let errors):
-                print(errors.description)
-                throw fail("\(PolicyCheckCommand.displayName(file)) is not a valid policy", ExitCodes.dataError)
-            }
+            guard case .invalid(let errors) = error else { throw fail(error.description, ExitCodes.forPolicy(error)) }
+            print(errors.description)
+            throw fail("\(PolicyCheckCommand.displayName(file)) is not a valid policy", ExitCodes.forPolicy(error))
         }
         print(json ? policy.effective.json : policy.effective.yaml, terminator: "")
     }
