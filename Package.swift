@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C: liburing behind the project's own small API (liburing.h stays in the .c file, see
@@ -25,12 +26,14 @@ let package = Package(
         .target(name: "Migration", exclude: ["README.md"]),
         .target(name: "Traces", dependencies: ["CUring"], exclude: ["README.md"]),
         .target(name: "ConvergenceModel", dependencies: ["Migration", "Traces", "CGSL"], exclude: ["README.md"]),
-        .target(name: "WhatIf", dependencies: ["Migration", "Traces"], exclude: ["README.md"]),
+        // Policy files (docs/policies.md), the pure PolicyEngine and the MigrationDriver loop.
+        .target(name: "Policies", dependencies: ["Migration", "ConvergenceModel", .product(name: "Yams", package: "Yams")], exclude: ["README.md"]),
+        .target(name: "WhatIf", dependencies: ["Policies", "Migration", "Traces"], exclude: ["README.md"]),
 
         .executableTarget(
             name: "migpilot",
             dependencies: [
-                "Migration", "Traces",
+                "Migration", "Traces", "Policies", "WhatIf",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -44,7 +47,8 @@ let package = Package(
         .testTarget(name: "MigrationTests", dependencies: ["Migration"]),
         .testTarget(name: "TracesTests", dependencies: ["Traces", "CUring"]),
         .testTarget(name: "ConvergenceModelTests", dependencies: ["ConvergenceModel", "Traces", "Migration"]),
-        .testTarget(name: "WhatIfTests", dependencies: ["WhatIf", "Traces", "Migration"]),
+        .testTarget(name: "PoliciesTests", dependencies: ["Policies", "Migration"], exclude: ["Malformed"]),
+        .testTarget(name: "WhatIfTests", dependencies: ["WhatIf", "Policies", "Traces", "Migration"]),
         .testTarget(name: "EndToEndTests", dependencies: ["migpilot"]),
     ],
     swiftLanguageModes: [.v6]

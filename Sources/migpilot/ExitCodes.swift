@@ -1,4 +1,5 @@
 import ArgumentParser
+import Policies
 import Traces
 
 /// Exit codes with a meaning (sysexits.h where one fits), the same for every command.
@@ -14,6 +15,14 @@ enum ExitCodes {
         case .io: error.message.contains("No such file") || error.message.contains("Permission") ? noInput : ioError
         case .invalidArgument: .validationFailure
         case .notATrace, .unsupportedVersion, .truncated, .checksumMismatch, .malformed: dataError
+        }
+    }
+
+    /// 66 when a policy file cannot be read, 65 when it has errors.
+    static func forPolicy(_ error: PolicyLoadError) -> ExitCode {
+        switch error {
+        case .unreadable: noInput
+        case .invalid: dataError
         }
     }
 }

@@ -13,12 +13,14 @@ struct Migpilot: ParsableCommand {
                   --duration 60s -o zipf.trace
               migpilot trace record --interval 200ms --duration 60s -o app.trace \\
                   -- ./app --serve
+              migpilot policy check policies/nova.yaml
+              migpilot policy show --json policies/adaptive.yaml
 
             Exit codes: 0 success; 3 finished with less than asked (see the
             message); 64 wrong usage; 65 bad input data (a corrupt trace, with its
-            byte offset); 66 an input cannot be opened; 69 a process to record is
-            missing; 74 an I/O error.
+            byte offset; a policy file with errors, with their lines); 66 an input
+            cannot be opened; 69 a process to record is missing; 74 an I/O error.
             """,
-        subcommands: [TraceCommand.self]
+        subcommands: [TraceCommand.self, PolicyCommand.self, WhatIfCommand.self]
     )
 }
