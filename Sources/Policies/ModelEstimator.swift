@@ -3,8 +3,8 @@ import Migration
 
 /// The estimate step on the convergence model. It gathers what the backend shows — distinct
 /// pages dirtied since each bitmap sync (the saturating curve the model fits) and bytes
-/// transferred over time — and, at each decision point (a pass ends, or what is pending fits
-/// the downtime limit), fits the curve with GSL and predicts the rest of precopy from now
+/// transferred over time — and, at each decision point (a sync, or what is pending fits the
+/// downtime limit), fits the curve with GSL and predicts the rest of precopy from now
 /// against finishing in postcopy from now.
 public struct ModelEstimator: Estimator {
     public let policy: Policy
@@ -33,7 +33,14 @@ public struct ModelEstimator: Estimator {
         }
         transfers.append(TransferSample(seconds: s.elapsedSeconds, bytes: Double(s.transferredBytes)))
         if transfers.count > Self.maxSamples { transfers.removeFirst(transfers.count - Self.maxSamples) }
-        let decisionPoint = o.events.contains(.passCompleted) || o.events.contains(.pendingBelowThreshold)
+        // Decision points: every sync (a pass ended, or a completion was refused after the exact
+        // sync) and the moment what is pending fits the downtime limit.
+        let decisionPoint = o.events.contains { event in
+            switch event {
+            case .passCompleted, .pendingBelowThreshold, .completionRefused: true
+            default: false
+            }
+        }
         guard decisionPoint || lastAssessment == nil else { return lastAssessment }
         lastAssessment = assessment(s)
         return lastAssessment
