@@ -20,7 +20,7 @@ ONLY=${2:-}
 ALL=(redis-benchmark pgbench memcached numpy-stencil sqlite-writes jvm-gc)
 
 DURATION=65s           # recorded time per trace (the bar is >= 60 s)
-RUN_SECONDS=110        # how long each load runs: warm-up + recording + margin; then it stops by itself
+RUN_SECONDS=220        # upper bound on each load: warm-up + up to three recordings; stopped once recorded
 MIN_RSS=$((256 << 20)) # the recorded process must be at least this resident
 
 die() { echo "record.sh: $*" >&2; exit 1; }
@@ -108,7 +108,6 @@ rss_bytes() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$1/status" 2>/dev/null 
 
 COMMON_NOTES=(
   --note "machine=$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo) GiB RAM, $(uname -srm)"
-  --note "recorded_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   --note "recorded_with=datasets/record.sh (migpilot trace record run under nice -n -10)"
   --note "migpilot_commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 )
@@ -124,9 +123,18 @@ record() {
   for iv in $intervals; do
     log "$name: recording pid $pid ($(($(rss_bytes "$pid") >> 20)) MiB resident) every $iv for $DURATION"
     if nice -n -10 "$BIN" trace record --pid "$pid" --interval "$iv" --duration "$DURATION" \
-        "${COMMON_NOTES[@]}" "${notes[@]}" -o "$out" 2> "$err"; then
+        "${COMMON_NOTES[@]}" --note "recorded_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${notes[@]}" -o "$out" 2> "$err"; then
       cat "$err" >&2
       check_trace "$name" "$out"
+      # A scan that ends after the next interval should have begun merges two intervals; when
+      # more than 1% of them overran (a busy machine), try the next longer interval.
+      local overruns intervals_done
+      read -r overruns intervals_done < <("$BIN" trace info --json "$out" | python3 -c \
+        'import json, sys; t = json.load(sys.stdin); print(t["provenance"]["scan_overruns"], t["intervals"])')
+      if ((overruns * 100 > intervals_done)) && [[ $iv != "${intervals##* }" ]]; then
+        log "$name: $overruns of $intervals_done scans overran; trying a longer interval"
+        continue
+      fi
       mv "$out" "$HERE/$name.trace"
       log "$name: wrote datasets/$name.trace ($(stat -c %s "$HERE/$name.trace") bytes)"
       return 0

@@ -13,6 +13,7 @@ public struct PolicyEngine: Sendable {
     public private(set) var gaveUp: String?
 
     private var started = false
+    private var aborted = false
     private var postcopyRequested = false
     private var completionRequested = false
     private var downtimeStep = 0
@@ -38,8 +39,9 @@ public struct PolicyEngine: Sendable {
             decisions.append(Decision(.setDowntimeLimit(seconds: first.seconds), "the policy's downtime limit"))
         }
         switch status.state {
-        case .active:
+        case .active where !aborted:
             decisions += precopy(observation, assessment)
+            aborted = decisions.contains { $0.action.name == "abort" }
         case .postcopyPaused:
             decisions += recovery(observation)
         case .postcopyActive:
@@ -159,7 +161,7 @@ public struct PolicyEngine: Sendable {
             return []
         }
         let uri = r.channels.isEmpty ? "" : r.channels[recoveryAttempts % r.channels.count]
-        let delay = r.backoff.delay(attempt: recoveryAttempts)
+        let delay = r.backoff.delay(attempt: recoveryAttempts + 1)
         recoveryAttempts += 1
         recoveryInFlight = true
         return [Decision(.recover(uri: uri, afterSeconds: delay.seconds),

@@ -13,12 +13,19 @@ public enum WhatIf {
         let memory = ByteCount(bytes: workload.pageCount * UInt64(workload.pageSize))
         let driver = MigrationDriver(control: sim, engine: PolicyEngine(policy: policy, memory: memory),
                                      estimator: ModelEstimator(policy: policy, pageHeaderBytes: link.pageHeaderBytes), log: log)
-        let horizon = horizonSeconds ?? defaultHorizon(workload: workload, link: link)
+        let horizon = horizonSeconds ?? defaultHorizon(policy: policy, memory: memory, workload: workload, link: link)
         let outcome = try driver.run(observeEvery: max(workload.intervalSeconds, 0.1), horizonSeconds: horizon)
         let s = outcome.finalStatus
         let completed = s.state == .completed
         var reason = outcome.stoppedBecause
         if s.state == .cancelled || s.state == .failed { reason = sim.failureReason ?? reason }
+        if !completed, s.state == .active {
+            // Say why precopy did not get there: the guest against the link, in pages per second.
+            let linkPages = s.bandwidthBytesPerSecond / Double(s.pageSize + link.pageHeaderBytes)
+            reason = "precopy did not converge in \(formatFixed(s.elapsedSeconds, decimals: 0)) s (\(s.pass) passes): the guest dirtied "
+                + "\(formatFixed(s.dirtyPagesRate, decimals: 0)) pages/s in the last pass against a link of \(formatFixed(linkPages, decimals: 0)) pages/s; "
+                + "pending never fell to \(formatFixed(linkPages * s.downtimeLimitSeconds, decimals: 0)) pages (bandwidth × downtime limit)"
+        }
         if !completed, reason == nil { reason = "ended in state \(s.state.rawValue)" }
         return WhatIfResult(
             policy: policy.name, trace: workload.name, bandwidthBytesPerSecond: link.bandwidthBytesPerSecond,
@@ -30,9 +37,13 @@ public enum WhatIf {
             reason: completed ? nil : reason)
     }
 
-    /// Long enough for any migration that can finish: ten first passes, at least ten minutes.
-    static func defaultHorizon(workload: TraceWorkload, link: LinkModel) -> Double {
+    /// Long enough for any migration that can finish: at least ten minutes and ten first passes,
+    /// and past every timeout and switch the policy itself sets (plus a first pass to act on it).
+    static func defaultHorizon(policy: Policy, memory: ByteCount, workload: TraceWorkload, link: LinkModel) -> Double {
         let firstPass = Double(workload.pageCount) * Double(workload.pageSize + link.pageHeaderBytes) / link.bandwidthBytesPerSecond
-        return max(600, 10 * firstPass)
+        let policyTimes = [policy.completionTimeout(memory: memory), policy.timeouts.progress, policy.postcopy.after,
+                           policy.downtimeSteps?.schedule(dataGiB: policy.dataGiB(memory: memory)).last?.at]
+        let latest = policyTimes.compactMap { $0?.seconds }.max() ?? 0
+        return max(600, 10 * firstPass, latest + 2 * firstPass + 60)
     }
 }
