@@ -5,7 +5,7 @@ import Testing
 @Suite struct MalformedPolicyTests {
     static let cases: [(file: String, errors: [String])] = [
         ("unknown-key.yaml", [
-            "unknown-key.yaml:4:3: field 'postcopy.after_pases': unknown key; did you mean 'after_passes'? (allowed here: allowed, after_passes, after, when_not_converging, budget)",
+            "unknown-key.yaml:4:3: field 'postcopy.after_pases': unknown key; did you mean 'after_passes'? (allowed here: allowed, after_passes, after, when_not_converging, budget, when_precopy_slower_by)",
         ]),
         ("wrong-type.yaml", [
             "wrong-type.yaml:3:15: field 'completion.exact_sync': expected a boolean (true or false), got 'maybe'",

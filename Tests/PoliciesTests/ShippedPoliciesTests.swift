@@ -80,7 +80,7 @@ func s(_ n: Int64) -> TimeSpan { TimeSpan(nanoseconds: n * 1_000_000_000) }
         let p = try Self.shipped("adaptive")
         #expect(p.downtimeLimit == ms(300))
         #expect(p.completion.bandwidth == .predicted)
-        #expect(p.postcopy == Postcopy(allowed: true, afterPasses: nil, whenNotConverging: true, budget: s(120)))
+        #expect(p.postcopy == Postcopy(allowed: true, afterPasses: nil, whenNotConverging: true, budget: s(120), whenPrecopySlowerBy: 0.02))
         #expect(p.recovery == Recovery(retries: 8, backoff: Backoff(initial: ms(100), factor: 2, max: s(2))))
         #expect(p.timeouts.completionPerGiB == nil)
     }
@@ -126,6 +126,7 @@ func s(_ n: Int64) -> TimeSpan { TimeSpan(nanoseconds: n * 1_000_000_000) }
               after: 30s
               when_not_converging: false
               budget: null
+              when_precopy_slower_by: null
             timeouts:
               completion_per_gib: null
               minimum_gib: 0
