@@ -89,9 +89,10 @@ public struct Postcopy: Sendable, Equatable {
     /// The precopy time budget the model's prediction is checked against (`budget`; needed by
     /// `whenNotConverging`).
     public var budget: TimeSpan?
-    /// With `whenNotConverging`: also switch when finishing in precopy is predicted to take more
-    /// than (1 + this) times as long as finishing in postcopy from now — a pass that costs more
-    /// than it saves is a pass wasted (`when_precopy_slower_by`, a fraction ≥ 0; unset: never).
+    /// With `whenNotConverging`: also switch when finishing in precopy is predicted to make the
+    /// whole migration take more than (1 + this) times as long as switching to postcopy now — a
+    /// pass that costs more than it saves is a pass wasted (`when_precopy_slower_by`, a fraction
+    /// ≥ 0; unset: never).
     public var whenPrecopySlowerBy: Double?
 
     public init(allowed: Bool = false, afterPasses: Int? = nil, after: TimeSpan? = nil,

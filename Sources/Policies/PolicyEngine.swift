@@ -100,10 +100,11 @@ public struct PolicyEngine: Sendable {
                 if a.converges == false {
                     return startPostcopy("the model predicts precopy will not converge: \(a.reason)")
                 }
-                // A pass that costs more than it saves against postcopy is a pass wasted.
+                // A pass that costs more than it saves against postcopy is a pass wasted: compare
+                // the whole migration's total time either way.
                 if let margin = policy.postcopy.whenPrecopySlowerBy, let pre = a.predictedRemainingSeconds,
-                   let post = a.postcopyRemainingSeconds, pre > post * (1 + margin), !fitsNow(s, assessment) {
-                    return startPostcopy("finishing in precopy takes \(formatFixed(pre, decimals: 2)) s more, in postcopy \(formatFixed(post, decimals: 2)) s")
+                   let post = a.postcopyRemainingSeconds, t + pre > (t + post) * (1 + margin), !fitsNow(s, assessment) {
+                    return startPostcopy("finishing in precopy would take \(formatFixed(t + pre, decimals: 2)) s in all, in postcopy \(formatFixed(t + post, decimals: 2)) s")
                 }
             }
         }
