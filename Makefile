@@ -1,10 +1,10 @@
 # migpilot: `make demo` runs the main job, `make test` runs the whole suite. Both install what
 # is missing first (Debian packages through apt-get as root; Swift packages through SwiftPM).
 SHELL := /bin/bash
-BUILD_PACKAGES := pkg-config liburing-dev libgsl-dev gcc
+BUILD_PACKAGES := pkg-config liburing-dev libgsl-dev gcc python3
 SWIFT ?= swift
 
-.PHONY: all deps build release test demo bench datasets clean
+.PHONY: all deps build release test demo bench datasets whatif-table clean
 
 all: build
 
@@ -26,6 +26,10 @@ demo: release
 
 bench: release
 	@Benchmarks/run.sh .build/release/migpilot
+
+# Rewrites docs/whatif.md: shipped policies on every dataset at 1, 2.5, 5, 10 Gbit/s.
+whatif-table: release
+	@scripts/whatif-table.py .build/release/migpilot
 
 # Re-records datasets/ from real programs (several minutes; installs the load generators).
 datasets: release
