@@ -13,7 +13,7 @@ import Testing
         let run = try cli.migpilot(["policy", "check"] + files.map { "\(dir)/\($0)" })
         #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
         #expect(run.stdout.contains("\(dir)/nova.yaml: ok (policy nova)\n"))
-        #expect(run.stdout.contains("\(dir)/adaptive-space.yaml: ok (parameter space: downtime_limit × postcopy.budget, 24 points)\n"))
+        #expect(run.stdout.contains("\(dir)/adaptive-space.yaml: ok (parameter space: downtime_limit × postcopy.budget × postcopy.when_precopy_slower_by, 96 points)\n"))
     }
 
     @Test func errorsGiveTheirPlaceAndExit65() throws {

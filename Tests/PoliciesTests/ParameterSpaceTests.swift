@@ -12,17 +12,18 @@ import Testing
         }
     }
 
-    @Test func shippedSpaceIsThreeLimitsByEightBudgets() throws {
+    @Test func shippedSpaceIsThreeLimitsByEightBudgetsByFourMargins() throws {
         let space = try ParameterSpace.load(path: Repository.path("policies/adaptive-space.yaml"))
         #expect(space.base == "adaptive.yaml")
         #expect(space.parameters == [
             .init(field: "downtime_limit", values: [.duration(ms(100)), .duration(ms(300)), .duration(ms(500))]),
             .init(field: "postcopy.budget", values: [20, 60, 100, 140, 180, 220, 260, 300].map { .duration(s($0)) }),
+            .init(field: "postcopy.when_precopy_slower_by", values: [0, 0.02, 0.05, 0.1].map { .number($0) }),
         ])
-        #expect(space.count == 24)
-        #expect(space.points.count == 24)
-        #expect(space.points.first?.description == "downtime_limit=100ms postcopy.budget=20s")
-        #expect(space.points.last?.description == "downtime_limit=500ms postcopy.budget=5m")
+        #expect(space.count == 96)
+        #expect(space.points.count == 96)
+        #expect(space.points.first?.description == "downtime_limit=100ms postcopy.budget=20s postcopy.when_precopy_slower_by=0")
+        #expect(space.points.last?.description == "downtime_limit=500ms postcopy.budget=5m postcopy.when_precopy_slower_by=0.1")
     }
 
     @Test func everyPointOfTheShippedSpaceAppliesToAdaptive() throws {
@@ -33,9 +34,10 @@ import Testing
             #expect(policy.name == "adaptive")
             #expect(policy.recovery == base.recovery)
         }
-        let policy = try space.policy(applying: space.points[9], to: base)
+        let policy = try space.policy(applying: space.points[37], to: base)
         #expect(policy.downtimeLimit == ms(300))
         #expect(policy.postcopy.budget == s(60))
+        #expect(policy.postcopy.whenPrecopySlowerBy == 0.02)
     }
 
     @Test func applyingToABaseThatForbidsItFails() throws {
