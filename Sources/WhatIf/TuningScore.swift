@@ -61,6 +61,8 @@ public struct TuningConstraint: Codable, Sendable, Equatable, CustomStringConver
 
 /// How one point of a parameter space did over every case (trace × bandwidth) it was run on.
 public struct TuningScore: Codable, Sendable, Equatable {
+    /// The point's place in the tuner's point list (the same on every shard).
+    public var index: Int
     /// The parameter values of the point, by field path (`postcopy.budget` → `45s`).
     public var point: [String: String]
     public var cases: Int
@@ -73,7 +75,8 @@ public struct TuningScore: Codable, Sendable, Equatable {
     public var meanTotalTimeSeconds: Double
     public var meanBytes: Double
 
-    public init(point: [String: String], results: [WhatIfResult], constraints: [TuningConstraint]) {
+    public init(index: Int = 0, point: [String: String], results: [WhatIfResult], constraints: [TuningConstraint], invalid: String? = nil) {
+        self.index = index
         self.point = point
         cases = results.count
         completed = results.filter(\.completed).count
@@ -84,6 +87,7 @@ public struct TuningScore: Codable, Sendable, Equatable {
                 violations.append("\(r.trace) at \(Bandwidth(bytesPerSecond: r.bandwidthBytesPerSecond)): \(c) does not hold")
             }
         }
+        if let invalid { violations.append("the policy is invalid: \(invalid)") }
         self.violations = violations
         feasible = violations.isEmpty && !results.isEmpty
         let n = Double(max(1, results.count))
@@ -95,7 +99,7 @@ public struct TuningScore: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case point, cases, completed, feasible, violations
+        case index, point, cases, completed, feasible, violations
         case meanDowntimeSeconds = "mean_downtime_s"
         case maxDowntimeSeconds = "max_downtime_s"
         case meanTotalTimeSeconds = "mean_total_time_s"
@@ -118,12 +122,12 @@ public enum ParetoFront {
         return feasible.filter { s in !feasible.contains { $0.dominates(s) } }.sorted { objective.value($0) < objective.value($1) }
     }
 
-    /// The feasible point with the best objective (ties: less total time, then fewer bytes, then the point's text).
+    /// The feasible point with the best objective (ties: less total time, then fewer bytes, then
+    /// the first in the point list).
     public static func winner(_ scores: [TuningScore], objective: TuningObjective) -> TuningScore? {
         scores.filter(\.feasible).min { a, b in
             let ka = [objective.value(a), a.meanTotalTimeSeconds, a.meanBytes], kb = [objective.value(b), b.meanTotalTimeSeconds, b.meanBytes]
-            if ka != kb { return ka.lexicographicallyPrecedes(kb) }
-            return a.point.sorted { $0.key < $1.key }.description < b.point.sorted { $0.key < $1.key }.description
+            return ka != kb ? ka.lexicographicallyPrecedes(kb) : a.index < b.index
         }
     }
 }

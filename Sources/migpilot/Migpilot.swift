@@ -21,6 +21,6 @@ struct Migpilot: ParsableCommand {
             byte offset; a policy file with errors, with their lines); 66 an input
             cannot be opened; 69 a process to record is missing; 74 an I/O error.
             """,
-        subcommands: [TraceCommand.self, PolicyCommand.self, WhatIfCommand.self]
+        subcommands: [TraceCommand.self, PolicyCommand.self, WhatIfCommand.self, TuneCommand.self]
     )
 }

@@ -126,3 +126,61 @@ import Testing
         #expect(rates["median"]! >= 2048 * 10 * 0.8, "the 8 MiB buffer is rewritten ~every 50 ms: \(rates)")
     }
 }
+
+/// whatif and tune as a user runs them.
+@Suite struct WhatIfAndTuneCommandTests {
+    let e2e = TraceCommandTests()
+    var root: URL { TraceCommandTests.packageRoot }
+
+    @Test func whatifComparesPoliciesAndPrintsTheIssuesJSONFields() throws {
+        let run = try e2e.migpilot(["whatif", "--trace", root.appendingPathComponent("datasets/pgbench.trace").path,
+                                    "--policy", root.appendingPathComponent("policies/precopy.yaml").path,
+                                    "--policy", root.appendingPathComponent("policies/adaptive.yaml").path,
+                                    "--bandwidth", "2.5Gbit/s", "--rtt", "1ms", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        let results = try #require(json["results"] as? [[String: Any]])
+        #expect(results.map { $0["policy"] as? String } == ["precopy", "adaptive"])
+        for key in ["policy", "completed", "converged", "total_time_s", "downtime_s", "bytes", "passes", "switch_at_s",
+                    "remaining_pages_at_switch", "postcopy_time_s", "remote_faults", "paused_s", "recoveries"] {
+            #expect(results[0].keys.contains(key), "missing \(key)")
+        }
+    }
+
+    @Test func whatifRefusesMismatchedFailuresAndBadPolicies() throws {
+        var run = try e2e.migpilot(["whatif", "--trace", "x.trace", "--policy", "p.yaml", "--bandwidth", "1Gbit/s", "--fail-at", "3s"])
+        #expect(run.status == 64)
+        #expect(run.stderr.contains("each --fail-at needs its --fail-for"))
+        run = try e2e.migpilot(["whatif", "--trace", "x.trace", "--policy", "p.yaml", "--bandwidth", "1Gbps"])
+        #expect(run.status == 64)
+        #expect(run.stderr.contains("expected a bandwidth such as 10Gbit/s"))
+    }
+
+    @Test func tuneShardsMergeToTheSameWinnerAsOneRun() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("migpilot-tune-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let common = ["tune", "--trace", root.appendingPathComponent("datasets/redis-benchmark.trace").path,
+                      "--space", root.appendingPathComponent("policies/adaptive-space.yaml").path, "--bandwidth", "1Gbit/s",
+                      "--objective", "min-total-time", "--constraint", "downtime<=300ms", "--samples", "12", "--seed", "3"]
+        let whole = try e2e.migpilot(common + ["-o", dir.appendingPathComponent("whole.yaml").path])
+        #expect(whole.status == 0, "\(whole.stderr)")
+        #expect(whole.stdout.contains("Pareto front"))
+        for k in 0..<2 {
+            let shard = try e2e.migpilot(common + ["--shard", "\(k)/2", "-o", dir.appendingPathComponent("shard-\(k).json").path])
+            #expect(shard.status == 0, "\(shard.stderr)")
+        }
+        let merge = try e2e.migpilot(["tune", "merge", dir.appendingPathComponent("shard-0.json").path,
+                                      dir.appendingPathComponent("shard-1.json").path, "-o", dir.appendingPathComponent("merged.yaml").path])
+        #expect(merge.status == 0, "\(merge.stderr)")
+        let a = try String(contentsOf: dir.appendingPathComponent("whole.yaml"), encoding: .utf8)
+        let b = try String(contentsOf: dir.appendingPathComponent("merged.yaml"), encoding: .utf8)
+        #expect(a == b)
+        // The winner is an ordinary policy file.
+        let check = try e2e.migpilot(["policy", "check", dir.appendingPathComponent("whole.yaml").path])
+        #expect(check.status == 0, "\(check.stdout)")
+        let missing = try e2e.migpilot(["tune", "merge", dir.appendingPathComponent("shard-0.json").path, "-o", dir.appendingPathComponent("m.yaml").path])
+        #expect(missing.status == 65)
+        #expect(missing.stderr.contains("points are in no shard"))
+    }
+}
