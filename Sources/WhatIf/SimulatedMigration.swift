@@ -57,7 +57,7 @@ public final class SimulatedMigration: MigrationControl {
     public init(workload: TraceWorkload, link: LinkModel, startInterval: Int = 0) {
         self.workload = workload
         self.link = link
-        self.startInterval = workload.writes.isEmpty ? 0 : startInterval % workload.writes.count
+        self.startInterval = workload.intervalCount == 0 ? 0 : startInterval % workload.intervalCount
     }
 
     var pageCost: Double { Double(workload.pageSize + link.pageHeaderBytes) }
@@ -164,7 +164,7 @@ public final class SimulatedMigration: MigrationControl {
     private func step(until deadline: Double) {
         var next = deadline
         let speed = guestSpeed
-        if speed > 0, !workload.writes.isEmpty {
+        if speed > 0, workload.intervalCount > 0 {
             let intervalEnd = Double(nextInterval + 1) * workload.intervalSeconds
             next = min(next, time + (intervalEnd - guestTime) / speed)
         }
@@ -182,7 +182,7 @@ public final class SimulatedMigration: MigrationControl {
         time = reached
         if time < next { return }  // a transfer event stopped the clock early
 
-        if speed > 0, !workload.writes.isEmpty, guestTime >= Double(nextInterval + 1) * workload.intervalSeconds - 1e-12 {
+        if speed > 0, workload.intervalCount > 0, guestTime >= Double(nextInterval + 1) * workload.intervalSeconds - 1e-12 {
             guestTime = Double(nextInterval + 1) * workload.intervalSeconds
             applyInterval()
         }
@@ -289,16 +289,16 @@ public final class SimulatedMigration: MigrationControl {
     }
 
     private func applyInterval() {
-        let index = (startInterval + nextInterval) % workload.writes.count
+        let index = (startInterval + nextInterval) % workload.intervalCount
         nextInterval += 1
         switch state {
         case .active, .setup, .none:
-            for w in workload.writes[index] {
+            for w in workload.writes(index) {
                 dirty.insert(mask: w.mask, inWord: Int(w.index))
                 holdsData?.insert(mask: w.mask, inWord: Int(w.index))
             }
         case .postcopyActive, .postcopyPaused, .postcopyRecover:
-            fault(workload.touches[index])
+            fault(workload.touches(index))
         default:
             break
         }

@@ -15,6 +15,7 @@ public enum WhatIf {
                                      estimator: ModelEstimator(policy: policy, pageHeaderBytes: link.pageHeaderBytes), log: log)
         let horizon = horizonSeconds ?? defaultHorizon(policy: policy, memory: memory, workload: workload, link: link)
         let outcome = try driver.run(observeEvery: max(workload.intervalSeconds, 0.1), horizonSeconds: horizon)
+        if let error = workload.decodingError { throw error }
         let s = outcome.finalStatus
         let completed = s.state == .completed
         var reason = outcome.stoppedBecause

@@ -67,7 +67,7 @@ struct TuneRunCommand: ParsableCommand {
         let (spaceValue, base) = try loadSpace(space)
         var workloads: [TraceWorkload] = []
         for path in trace {
-            do { workloads.append(try TraceWorkload(path: path)) } catch let e as TraceError { throw fail(e.description, ExitCodes.forTrace(e)) }
+            do { workloads.append(try TraceWorkload(path: path)) } catch { throw fail(error.description, ExitCodes.forTrace(error)) }
         }
         let links = bandwidth.map { LinkModel(bandwidthBytesPerSecond: $0.bytesPerSecond, roundTripSeconds: rtt.seconds) }
         let tuner = Tuner(space: spaceValue, base: base, workloads: workloads, links: links, constraints: constraint)

@@ -57,7 +57,7 @@ struct WhatIfCommand: ParsableCommand {
         let total = trace.count * bandwidth.count * policies.count
         for path in trace {
             let workload: TraceWorkload
-            do { workload = try TraceWorkload(path: path) } catch let e as TraceError { throw fail(e.description, ExitCodes.forTrace(e)) }
+            do { workload = try TraceWorkload(path: path) } catch { throw fail(error.description, ExitCodes.forTrace(error)) }
             for b in bandwidth {
                 let link = LinkModel(bandwidthBytesPerSecond: b.bytesPerSecond, roundTripSeconds: rtt.seconds,
                                      failures: zip(failAt, failFor).map { .init(atSeconds: $0.seconds, forSeconds: $1.seconds) })
