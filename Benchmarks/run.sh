@@ -47,3 +47,27 @@ p = json.loads(subprocess.run([sys.argv[3], "trace", "info", "--json", sys.argv[
 floor = float(open(sys.argv[2]).read().split(":")[1].split("ms")[0])
 print(f"scan / memcpy floor (same GiB, same run): {float(p['scan_ms_median'])/floor:.2f}x")
 PY
+echo
+
+echo "== whatif on a 16 GiB (4 Mi pages), 10-minute, 100 ms-interval synthetic trace; target < 1 s per policy"
+"$bin" trace synth --kind zipf --memory 16GiB --rate 200000 --duration 10m --interval 100ms --seed 1 -o "$tmp/zipf-16GiB-10m.trace"
+policies=(precopy libvirt-postcopy-after-precopy libvirt-timeout-postcopy nova kubevirt adaptive)
+args=(); for p in "${policies[@]}"; do args+=(--policy "policies/$p.yaml"); done
+hyperfine --style basic --warmup 1 --runs 5 -N --export-json "$tmp/whatif.json" \
+  "$bin whatif --trace $tmp/zipf-16GiB-10m.trace ${args[*]} --bandwidth 10Gbit/s --json" >/dev/null
+python3 - "$tmp/whatif.json" "${#policies[@]}" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]; n = int(sys.argv[2])
+print("whatif, %d policies in one run (open + decode + simulate): mean %.2f s, max %.2f s -> %.3f s per policy" % (n, r["mean"], r["max"], r["mean"] / n))
+PY
+echo
+
+echo "== tune on the dataset traces (default space, 96 points x 6 traces x 4 bandwidths); target >= 2,000 simulated migrations/s per core"
+traces=(); for t in datasets/*.trace; do traces+=(--trace "$t"); done
+for jobs in 1 2; do
+  "$bin" tune "${traces[@]}" --bandwidth 1Gbit/s --bandwidth 2.5Gbit/s --bandwidth 5Gbit/s --bandwidth 10Gbit/s \
+    --objective min-total-time --constraint 'downtime<=300ms' --jobs $jobs --json -o "$tmp/tuned.yaml" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print("tune --jobs %d: %d simulations in %.2f s = %.0f per second per thread" % (r["jobs"], r["simulations"], r["seconds"], r["simulations"] / r["seconds"] / r["jobs"]))'
+done

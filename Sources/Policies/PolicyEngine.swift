@@ -114,7 +114,7 @@ public struct PolicyEngine: Sendable {
             completionRequested = true
             let budget = pageBudget(s, assessment)
             return [Decision(.complete(maxPendingPages: policy.completion.exactSync ? budget : nil),
-                             "pending \(s.remainingPages) pages fit \(budget) pages = bandwidth × downtime limit")]
+                             "pending \(s.remainingPages) pages reached the budget of bandwidth × downtime limit (\(budget) pages): sync and stop if it still fits")]
         }
         return []
     }
