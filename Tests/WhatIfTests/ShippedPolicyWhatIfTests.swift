@@ -61,6 +61,30 @@ import Testing
         #expect(r.completed)
     }
 
+    @Test func novaForcesCompletionThroughPostcopyAfter800sPerGiBCountingAtLeast2GiB() throws {
+        // 78 MiB of guest counts as 2 GiB: completion timeout 1600 s; downtime steps every 150 s.
+        let workload = try syntheticWorkload(pages: 20_000, rate: 60_000, intervalMilliseconds: 100)
+        var log: [DecisionRecord] = []
+        let r = try WhatIf.run(policy: try shipped("nova"), workload: workload, link: LinkModel(bandwidthBytesPerSecond: 20_000 * pageCost)) { log.append($0) }
+        let switchAt = try #require(r.switchAtSeconds)
+        #expect(switchAt >= 1600 && switchAt < 1601, "switched at \(switchAt) s")
+        #expect(r.completed)
+        let steps = log.compactMap { d -> Double? in if case .setDowntimeLimit(let s) = d.action { d.timeSeconds } else { nil } }
+        #expect(steps.count == 11)
+        #expect(steps.enumerated().allSatisfy { i, t in t >= Double(i) * 150 && t < Double(i) * 150 + 1 }, "\(steps)")
+    }
+
+    @Test func kubevirtSwitchesAt150sPerGiB() throws {
+        // 40,000 pages = 0.153 GiB: acceptable completion time 150 s × 0.153 = 22.9 s; the 900 ms
+        // limit fits 18,000 pages, the writer dirties ~38,000 per pass: precopy cannot finish.
+        let workload = try syntheticWorkload(pages: 40_000, rate: 60_000, intervalMilliseconds: 100)
+        let r = try WhatIf.run(policy: try shipped("kubevirt"), workload: workload, link: LinkModel(bandwidthBytesPerSecond: 20_000 * pageCost))
+        let expected = 150 * 40_000 * 4096 / 1_073_741_824.0
+        let switchAt = try #require(r.switchAtSeconds)
+        #expect(switchAt >= expected && switchAt < expected + 0.6, "switched at \(switchAt) s, expected \(expected)")
+        #expect(r.completed)
+    }
+
     @Test func aBrokenLinkInPostcopyIsRecoveredByThePolicyAndThePauseMatchesTheCut() throws {
         let workload = try syntheticWorkload(pages: 40_000, rate: 60_000)
         let link = LinkModel(bandwidthBytesPerSecond: 20_000 * pageCost, failures: [.init(atSeconds: 2.5, forSeconds: 1.0)])
