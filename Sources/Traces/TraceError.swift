@@ -17,12 +17,15 @@ public struct TraceError: Error, CustomStringConvertible, Sendable {
     public let message: String
     /// The file, when known.
     public var path: String?
+    /// For I/O errors: the errno of the failed call.
+    public var errno: Int32?
 
-    public init(_ kind: Kind, at offset: Int?, _ message: String, path: String? = nil) {
+    public init(_ kind: Kind, at offset: Int?, _ message: String, path: String? = nil, errno: Int32? = nil) {
         self.kind = kind
         self.offset = offset
         self.message = message
         self.path = path
+        self.errno = errno
     }
 
     public var description: String {
@@ -32,6 +35,6 @@ public struct TraceError: Error, CustomStringConvertible, Sendable {
     }
 
     static func io(_ error: SystemCallError, path: String) -> TraceError {
-        TraceError(.io, at: nil, error.description, path: path)
+        TraceError(.io, at: nil, error.description, path: path, errno: error.errno)
     }
 }

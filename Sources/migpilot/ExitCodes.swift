@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import Policies
 import Traces
 
@@ -12,7 +13,7 @@ enum ExitCodes {
 
     static func forTrace(_ error: TraceError) -> ExitCode {
         switch error.kind {
-        case .io: error.message.contains("No such file") || error.message.contains("Permission") ? noInput : ioError
+        case .io: error.errno == ENOENT || error.errno == EACCES || error.errno == ENOTDIR ? noInput : ioError
         case .invalidArgument: .validationFailure
         case .notATrace, .unsupportedVersion, .truncated, .checksumMismatch, .malformed: dataError
         }
