@@ -122,8 +122,12 @@ record() {
   (($(rss_bytes "$pid") >= MIN_RSS)) || die "$name: pid $pid is only $(($(rss_bytes "$pid") >> 20)) MiB resident"
   for iv in $intervals; do
     log "$name: recording pid $pid ($(($(rss_bytes "$pid") >> 20)) MiB resident) every $iv for $DURATION"
-    if nice -n -10 "$BIN" trace record --pid "$pid" --interval "$iv" --duration "$DURATION" \
-        "${COMMON_NOTES[@]}" --note "recorded_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${notes[@]}" -o "$out" 2> "$err"; then
+    # In the background, so that Ctrl-C or TERM ends it (and the cleanup) at once.
+    nice -n -10 "$BIN" trace record --pid "$pid" --interval "$iv" --duration "$DURATION" \
+      "${COMMON_NOTES[@]}" --note "recorded_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${notes[@]}" -o "$out" 2> "$err" &
+    local rpid=$!
+    STARTED+=("$rpid")
+    if wait "$rpid"; then
       cat "$err" >&2
       check_trace "$name" "$out"
       # A scan that ends after the next interval should have begun merges two intervals; when
