@@ -46,11 +46,19 @@ public struct ModelEstimator: Estimator {
         return lastAssessment
     }
 
+    /// The GSL fit; with too few samples for it (a short first pass), the straight line through
+    /// the latest sample — no working set seen yet, so the conservative, unbounded case.
+    static func fit(_ samples: [DirtySample]) -> DirtyRateFit? {
+        if let fit = try? DirtyRateFit(fitting: samples) { return fit }
+        guard let last = samples.last, last.elapsedSeconds > 0 else { return nil }
+        return .assumed(pagesPerSecond: last.pages / last.elapsedSeconds, workingSetPages: nil)
+    }
+
     private func assessment(_ s: MigrationStatus) -> Assessment {
         let measured = (try? BandwidthEstimate(fitting: transfers)).map(\.bytesPerSecond) ?? 0
         let bandwidth = measured > 0 ? measured : s.bandwidthBytesPerSecond
-        guard s.pass > 1, let fit = try? DirtyRateFit(fitting: dirty) else {
-            // Pass 1 copies the bulk with the guest undisturbed; the model speaks from its end on.
+        // Pass 1 copies the bulk with the guest undisturbed; the model speaks from its end on.
+        guard s.pass > 1, let fit = Self.fit(dirty) else {
             return Assessment(bandwidthBytesPerSecond: bandwidth, reason: "not enough samples yet (pass \(s.pass))")
         }
         let link = PageLink(bandwidth: BandwidthEstimate(Bandwidth(bytesPerSecond: bandwidth)),
