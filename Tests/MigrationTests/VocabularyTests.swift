@@ -37,3 +37,20 @@ import Testing
         #expect(String(decoding: data, as: UTF8.self).contains(#""status":"postcopy-paused""#))
     }
 }
+
+@Suite struct MigrationURITests {
+    @Test(arguments: [("tcp:127.0.0.1:4444", MigrationURI.tcp(host: "127.0.0.1", port: 4444)),
+                      ("tcp:[::1]:4444", .tcp(host: "::1", port: 4444)),
+                      ("unix:/run/m.sock", .unix(path: "/run/m.sock")),
+                      ("exec:ssh dst migpilot incoming stdio", .exec(command: "ssh dst migpilot incoming stdio")),
+                      ("file:/tmp/save.mig", .file(path: "/tmp/save.mig")), ("stdio", .stdio)])
+    func parsesAndPrintsBack(text: String, uri: MigrationURI) throws {
+        #expect(try MigrationURI(parsing: text) == uri)
+        #expect(uri.description == text)
+    }
+
+    @Test(arguments: ["", "4444", "tcp:host", "tcp::4444", "tcp:h:0", "tcp:h:70000", "unix:", "exec: ", "rdma:h:1", "file:"])
+    func refusesWhatIsNotAURI(text: String) {
+        #expect(throws: QuantityError.self) { try MigrationURI(parsing: text) }
+    }
+}
