@@ -15,11 +15,16 @@ struct Migpilot: ParsableCommand {
                   -- ./app --serve
               migpilot policy check policies/nova.yaml
               migpilot policy show --json policies/adaptive.yaml
+              migpilot whatif --trace datasets/jvm-gc.trace \\
+                  --policy policies/adaptive.yaml --bandwidth 1Gbit/s
+              migpilot tune --trace datasets/pgbench.trace --bandwidth 1Gbit/s \\
+                  --objective min-total-time -o tuned.yaml
 
-            Exit codes: 0 success; 3 finished with less than asked (see the
-            message); 64 wrong usage; 65 bad input data (a corrupt trace, with its
-            byte offset; a policy file with errors, with their lines); 66 an input
-            cannot be opened; 69 a process to record is missing; 74 an I/O error.
+            Exit codes: 0 success; 2 tune found no feasible point; 3 finished
+            with less than asked (see the message); 64 wrong usage; 65 bad
+            input data (a corrupt trace with its byte offset, a policy with
+            its errors' lines); 66 an input cannot be opened; 69 a process to
+            record is missing; 74 an I/O error.
             """,
         subcommands: [TraceCommand.self, PolicyCommand.self, WhatIfCommand.self, TuneCommand.self]
     )
