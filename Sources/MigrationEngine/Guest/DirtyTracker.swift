@@ -15,10 +15,12 @@ public protocol DirtyTracker: AnyObject, Sendable {
 
 public enum DirtyTracking {
     /// The best tracker this kernel offers for `memory`, not started, and a line naming it:
-    /// async write-protect + PAGEMAP_SCAN (Linux 6.7+), else synchronous write-protect faults.
-    public static func best(for memory: GuestMemory) throws(SystemCallError) -> (tracker: any DirtyTracker, message: String) {
+    /// async write-protect + PAGEMAP_SCAN (Linux 6.7+), else synchronous write-protect faults
+    /// (also when `allowAsync` is false).
+    public static func best(for memory: GuestMemory,
+                            allowAsync: Bool = true) throws(SystemCallError) -> (tracker: any DirtyTracker, message: String) {
         let tracker: any DirtyTracker
-        if AsyncWriteProtectTracker.isSupported() {
+        if allowAsync && AsyncWriteProtectTracker.isSupported() {
             tracker = try AsyncWriteProtectTracker(memory: memory)
         } else {
             tracker = try SyncWriteProtectTracker(memory: memory)
