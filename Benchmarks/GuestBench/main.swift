@@ -54,15 +54,25 @@ for _ in 0..<rounds {
     precondition(none.isEmpty)
     tracker.stop()
 }
+// The fallback (synchronous faults through a handler thread), fewer rounds: it is slow.
+let fallback = try SyncWriteProtectTracker(memory: memory)
+var fallbackArmed: [Double] = []
+for _ in 0..<3 {
+    try fallback.start()
+    fallbackArmed.append(writePass())
+    fallback.stop()
+}
 let extra = median(armed) - median(unarmed)
 print("page-write, 100k scattered pages of a populated 1 GiB, median of \(rounds) passes:")
 print("  unarmed \(fixed(median(unarmed) / 1e3)) µs, armed (first write after protect) \(fixed(median(armed) / 1e3)) µs, "
     + "tracking adds \(fixed(extra / 1e3)) µs per first write")
+print("  fallback (synchronous write-protect faults) armed: \(fixed(median(fallbackArmed) / 1e3)) µs per first write")
 print("collect() on 1 GiB: \(fixed(median(collectWritten))) ms with 100k pages written, "
     + "\(fixed(median(collectIdle))) ms with none")
 
 // A guest writing 100 k pages/s (uniform over the GiB) for 3 s: the process's CPU time per
 // second with tracking off, then on with a collect() every 100 ms.
+var pauses: [Double] = []
 @MainActor func workloadCPU(tracked: Bool) throws -> (cpuPerSecond: Double, rate: Double) {
     let guest = try Guest(memory: memory, workloads: [try GuestWorkload(parsing: "uniform:rate=100000,seed=7")])
     if tracked { try tracker.start() }
@@ -76,6 +86,14 @@ print("collect() on 1 GiB: \(fixed(median(collectWritten))) ms with 100k pages w
     }
     let cpu = Double(nanoseconds(CLOCK_PROCESS_CPUTIME_ID) - c0) / 1e9, wall = Double(nanoseconds() - t0) / 1e9
     let rate = Double(guest.pagesWritten - w0) / wall
+    for _ in 0..<20 {  // how long a stop-and-copy waits for the writers to park
+        let p0 = nanoseconds()
+        guest.pause()
+        pauses.append(Double(nanoseconds() - p0) / 1e3)
+        guest.resume()
+        var ts = timespec(tv_sec: 0, tv_nsec: 10_000_000)
+        nanosleep(&ts, nil)
+    }
     guest.stop()
     if tracked { tracker.stop() }
     return (cpu / wall, rate)
@@ -83,3 +101,5 @@ print("collect() on 1 GiB: \(fixed(median(collectWritten))) ms with 100k pages w
 let off = try workloadCPU(tracked: false), on = try workloadCPU(tracked: true)
 print("uniform:rate=100000 for 3 s: untracked \(fixed(off.rate, 0)) pages/s at \(fixed(off.cpuPerSecond * 100, 2))% of a core; "
     + "tracked (collect every 100 ms) \(fixed(on.rate, 0)) pages/s at \(fixed(on.cpuPerSecond * 100, 2))% of a core")
+print("pause() of that workload (until its writer is parked), 40 pauses: median \(fixed(median(pauses), 1)) µs, "
+    + "max \(fixed(pauses.max()!, 1)) µs")

@@ -135,7 +135,11 @@ final class Monitor: @unchecked Sendable {
 
     init() {
         pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)  // for `wait(untilMonotonic:)`
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
     }
 
     deinit {
@@ -153,6 +157,12 @@ final class Monitor: @unchecked Sendable {
 
     /// Inside `locked`: waits for a `broadcast`.
     func wait() { pthread_cond_wait(condition, mutex) }
+
+    /// Inside `locked`: waits for a `broadcast` or until the monotonic clock reads `deadline` ns.
+    func wait(untilMonotonic deadline: UInt64) {
+        var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+        _ = pthread_cond_timedwait(condition, mutex, &ts)
+    }
 
     /// Inside `locked`: wakes every waiter.
     func broadcast() { pthread_cond_broadcast(condition) }

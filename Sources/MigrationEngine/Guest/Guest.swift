@@ -46,9 +46,9 @@ public final class Guest: @unchecked Sendable {
         sequences.deallocate()
     }
 
-    /// Starts the workload threads.
+    /// Starts the workload threads (once: a stopped guest does not start again).
     public func start() throws(SystemCallError) {
-        precondition(threads.isEmpty, "guest already started")
+        precondition(threads.isEmpty && !control.stopRequested.load(ordering: .relaxed), "a guest starts once")
         for runner in runners { threads.append(try Sys.startThread { runner.run() }) }
     }
 
@@ -186,12 +186,26 @@ private final class Runner: @unchecked Sendable {
         writes += 1
     }
 
-    /// Sleeps until guest time `deadline` (a safe point: nothing is mid-write).
+    /// Sleeps until guest time `deadline`, counted as parked meanwhile (nothing is mid-write),
+    /// so that `pause()` need not wait for the sleep to end; stays parked while paused.
     func sleep(until deadline: UInt64) throws(Stop) {
-        paused += control.checkpoint()
-        if control.stopRequested.load(ordering: .relaxed) { throw Stop() }
-        let t = now
-        if deadline > t { Sys.sleep(nanoseconds: deadline - t) }
+        let stopped = control.monitor.locked { () -> Bool in
+            control.parked += 1
+            control.monitor.broadcast()
+            while !control.stopRequested.load(ordering: .relaxed) {
+                if control.pauseRequested.load(ordering: .relaxed) {
+                    let from = Sys.monotonicNanoseconds()
+                    control.monitor.wait()
+                    paused += Sys.monotonicNanoseconds() - from
+                    continue
+                }
+                if now >= deadline { break }
+                control.monitor.wait(untilMonotonic: deadline + paused)
+            }
+            control.parked -= 1
+            return control.stopRequested.load(ordering: .relaxed)
+        }
+        if stopped { throw Stop() }
     }
 
     func flushCount() {
