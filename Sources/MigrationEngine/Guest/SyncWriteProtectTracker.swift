@@ -38,6 +38,7 @@ public final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
         let wake: (read: Int32, write: Int32)
         let base: UInt64
         let pageSize: UInt64
+        let byteCount: UInt64
         var dirty: PageBitmap
         var failure: SystemCallError?
 
@@ -46,6 +47,7 @@ public final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
             self.wake = wake
             base = Sys.address(memory.base)
             pageSize = UInt64(memory.pageSize)
+            byteCount = UInt64(memory.byteCount)
             dirty = PageBitmap(pages: memory.pageCount)
         }
 
@@ -66,7 +68,7 @@ public final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
             } catch {
                 // Writers would hang on their fault: un-protect everything and report at collect().
                 monitor.locked { failure = error }
-                _ = try? Sys.uffdWriteProtect(uffd, base, UInt64(dirty.words.count) * 64 * pageSize, protect: false)
+                _ = try? Sys.uffdWriteProtect(uffd, base, byteCount, protect: false)
             }
         }
     }
@@ -86,7 +88,7 @@ public final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
         let state = State(uffd: fd, wake: wake, memory: memory)
         do {
             try Sys.uffdRegister(fd, memory.base, memory.byteCount, mode: UInt64(MP_UFFDIO_REGISTER_MODE_WP))
-            try Sys.uffdWriteProtect(fd, state.base, UInt64(memory.byteCount), protect: true)
+            try Sys.uffdWriteProtect(fd, state.base, state.byteCount, protect: true)
             handler = try Sys.startThread { state.serve() }
         } catch {
             Sys.uffdUnregister(fd, memory.base, memory.byteCount)
