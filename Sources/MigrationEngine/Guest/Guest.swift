@@ -91,15 +91,23 @@ public final class Guest: @unchecked Sendable {
         return sequences[Int(page)]
     }
 
+    /// The last sequence of every page (0: never written), for a verifier elsewhere — the
+    /// destination of a migration. Exact while the guest is paused or stopped.
+    public func lastSequences() -> [UInt64] { Array(UnsafeBufferPointer(start: sequences, count: Int(memory.pageCount))) }
+
     /// Pages of `copy` (a region laid out like the guest's) whose stamp is not the guest's last
     /// one: lost, stale or corrupt. Call while the guest is paused or stopped.
     public func mismatches(in copy: GuestMemory) -> [UInt64] {
-        precondition(copy.pageCount == memory.pageCount && copy.pageSize == memory.pageSize)
+        Self.mismatches(in: copy, expected: UnsafeBufferPointer(start: sequences, count: Int(memory.pageCount)))
+    }
+
+    /// Pages of `copy` whose stamp is not `expected[page]` (0: must be unstamped).
+    public static func mismatches(in copy: GuestMemory, expected: some Collection<UInt64>) -> [UInt64] {
+        precondition(UInt64(expected.count) == copy.pageCount, "\(expected.count) sequences for \(copy.pageCount) pages")
         var out: [UInt64] = []
-        for page in 0..<memory.pageCount {
-            let expected: PageStamp.Reading = sequences[Int(page)] == 0
-                ? .unstamped : .stamped(PageStamp(page: page, sequence: sequences[Int(page)]))
-            if PageStamp.read(from: copy.pointer(page: page)) != expected { out.append(page) }
+        for (page, sequence) in zip(0..<copy.pageCount, expected) {
+            let wanted: PageStamp.Reading = sequence == 0 ? .unstamped : .stamped(PageStamp(page: page, sequence: sequence))
+            if PageStamp.read(from: copy.pointer(page: page)) != wanted { out.append(page) }
         }
         return out
     }
