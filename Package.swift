@@ -43,6 +43,7 @@ let package = Package(
         // Benchmarks (release builds; see Benchmarks/README.md).
         .executableTarget(name: "migpilot-trace-bench", dependencies: ["Traces", "Migration"], path: "Benchmarks/TraceBench"),
         .executableTarget(name: "migpilot-model-bench", dependencies: ["ConvergenceModel", "Traces", "Migration"], path: "Benchmarks/ModelBench"),
+        .executableTarget(name: "migpilot-guest-bench", dependencies: ["MigrationEngine", "Traces"], path: "Benchmarks/GuestBench"),
 
         .testTarget(name: "CUringTests", dependencies: ["CUring"]),
         .testTarget(name: "CGSLTests", dependencies: ["CGSL"]),

@@ -71,3 +71,8 @@ import json, sys
 r = json.load(sys.stdin)
 print("tune --jobs %d: %d simulations in %.2f s = %.0f per second per thread" % (r["jobs"], r["simulations"], r["seconds"], r["simulations"] / r["seconds"] / r["jobs"]))'
 done
+
+echo
+echo "== dirty tracking in the guest (issue 4): page-write armed vs not, collect() on 1 GiB, 100k pages/s workload"
+swift build -c release --product migpilot-guest-bench >/dev/null
+"$(dirname "$bin")/migpilot-guest-bench"

@@ -3,6 +3,10 @@
 #define _GNU_SOURCE
 #include <sys/ioctl.h>
 #include <sys/uio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <errno.h>
 #include <linux/userfaultfd.h>
 #include "CUring.h"
 
@@ -23,3 +27,63 @@ long mp_process_vm_readv(int pid, const struct mp_iovec *local, unsigned long lo
     return process_vm_readv(pid, (const struct iovec *)local, local_count,
                             (const struct iovec *)remote, remote_count, 0);
 }
+
+// userfaultfd with O_CLOEXEC | O_NONBLOCK; user-mode faults only (no privilege needed).
+static int uffd_new(void) {
+    return (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+}
+
+int64_t mp_uffd_supported_features(void) {
+    int fd = uffd_new();
+    if (fd < 0) return -1;
+    struct uffdio_api api = {.api = UFFD_API, .features = 0};
+    int rc = ioctl(fd, UFFDIO_API, &api);
+    int saved = errno;
+    close(fd);
+    if (rc < 0) { errno = saved; return -1; }
+    return (int64_t)api.features;
+}
+
+int mp_uffd_open(uint64_t features) {
+    int fd = uffd_new();
+    if (fd < 0) return -1;
+    struct uffdio_api api = {.api = UFFD_API, .features = features};
+    if (ioctl(fd, UFFDIO_API, &api) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int mp_uffd_register(int fd, uint64_t start, uint64_t len, uint64_t mode) {
+    struct uffdio_register reg = {.range = {.start = start, .len = len}, .mode = mode};
+    return ioctl(fd, UFFDIO_REGISTER, &reg);
+}
+
+int mp_uffd_unregister(int fd, uint64_t start, uint64_t len) {
+    struct uffdio_range range = {.start = start, .len = len};
+    return ioctl(fd, UFFDIO_UNREGISTER, &range);
+}
+
+int mp_uffd_writeprotect(int fd, uint64_t start, uint64_t len, int protect) {
+    struct uffdio_writeprotect wp = {.range = {.start = start, .len = len},
+                                     .mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0};
+    return ioctl(fd, UFFDIO_WRITEPROTECT, &wp);
+}
+
+int mp_uffd_read_fault(int fd, uint64_t *address, uint64_t *flags) {
+    struct uffd_msg msg;
+    ssize_t n = read(fd, &msg, sizeof msg);
+    if (n < 0) return -1;
+    if (n != sizeof msg) { errno = EIO; return -1; }
+    if (msg.event != UFFD_EVENT_PAGEFAULT) return 0;
+    *address = msg.arg.pagefault.address;
+    *flags = msg.arg.pagefault.flags;
+    return 1;
+}
+
+_Static_assert(MP_UFFDIO_REGISTER_MODE_WP == UFFDIO_REGISTER_MODE_WP, "register mode WP");
+_Static_assert(MP_UFFDIO_REGISTER_MODE_MISSING == UFFDIO_REGISTER_MODE_MISSING, "register mode MISSING");
+_Static_assert(MP_UFFD_PAGEFAULT_FLAG_WP == UFFD_PAGEFAULT_FLAG_WP, "page fault flag WP");

@@ -7,12 +7,17 @@ import Glibc
 public struct SystemCallError: Error, CustomStringConvertible, Sendable {
     public let call: String
     public let errno: Int32
+    public init(call: String, errno: Int32) {
+        self.call = call
+        self.errno = errno
+    }
     public var description: String { "\(call): \(String(cString: strerror(errno))) (errno \(errno))" }
 }
 
 /// Runs `body` again while it fails with EINTR; a negative result becomes a `SystemCallError`.
-@inline(__always)
-func systemCall<T: BinaryInteger>(_ call: @autoclosure () -> String, _ body: () -> T) throws(SystemCallError) -> T {
+/// The one helper behind every system call of the project's Swift modules.
+@inlinable
+public func systemCall<T: BinaryInteger>(_ call: @autoclosure () -> String, _ body: () -> T) throws(SystemCallError) -> T {
     while true {
         let result = body()
         if result >= 0 { return result }

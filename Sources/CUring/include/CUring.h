@@ -65,6 +65,31 @@ extern const unsigned long mp_ioctl_uffdio_zeropage;
 extern const unsigned long mp_ioctl_uffdio_writeprotect;
 extern const unsigned long mp_ioctl_uffdio_wake;
 
+// MARK: userfaultfd (plain types only; the structs stay in kernel_abi.c)
+
+/// The features this kernel's userfaultfd offers (a UFFDIO_API handshake on a throw-away
+/// descriptor), or -1 with errno set.
+int64_t mp_uffd_supported_features(void);
+
+/// A userfaultfd (O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY) after the UFFDIO_API handshake
+/// asking for `features`; -1 with errno set (EINVAL: a feature is refused).
+int mp_uffd_open(uint64_t features);
+
+/// UFFDIO_REGISTER of [start, start+len) in `mode` (MP_UFFDIO_REGISTER_MODE_*); 0 or -1/errno.
+int mp_uffd_register(int fd, uint64_t start, uint64_t len, uint64_t mode);
+int mp_uffd_unregister(int fd, uint64_t start, uint64_t len);
+
+/// UFFDIO_WRITEPROTECT: protect (1) or un-protect and wake (0) [start, start+len); 0 or -1/errno.
+int mp_uffd_writeprotect(int fd, uint64_t start, uint64_t len, int protect);
+
+/// Reads one message: 1 for a page fault (its address and UFFD_PAGEFAULT_FLAG_* flags), 0 for
+/// another event, -1 with errno set (EAGAIN: none waiting).
+int mp_uffd_read_fault(int fd, uint64_t *address, uint64_t *flags);
+
+#define MP_UFFDIO_REGISTER_MODE_MISSING (1ULL << 0)
+#define MP_UFFDIO_REGISTER_MODE_WP (1ULL << 1)
+#define MP_UFFD_PAGEFAULT_FLAG_WP (1ULL << 1)
+
 // MARK: reading another process's memory
 
 /// One buffer, laid out like struct iovec (which Swift cannot see without _GNU_SOURCE).

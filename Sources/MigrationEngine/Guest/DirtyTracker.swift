@@ -1,0 +1,112 @@
+import CUring
+import Traces
+
+/// Which pages of a `GuestMemory` the guest wrote. `start()` arms tracking over the whole
+/// region; each `collect()` returns the pages written since the previous one (or since
+/// `start()`) as sorted, coalesced ranges and re-arms them — a get-and-clear, so a page written
+/// after its collect shows up in the next one; `stop()` disarms (also done on deinit).
+public protocol DirtyTracker: AnyObject, Sendable {
+    /// What tracks, for logs: "userfaultfd write-protect (async) + PAGEMAP_SCAN".
+    var mechanism: String { get }
+    func start() throws(SystemCallError)
+    func collect() throws(SystemCallError) -> [PageRange]
+    func stop()
+}
+
+public enum DirtyTracking {
+    /// The best tracker this kernel offers for `memory`, not started, and a line naming it:
+    /// async write-protect + PAGEMAP_SCAN (Linux 6.7+), else synchronous write-protect faults
+    /// (also when `allowAsync` is false).
+    public static func best(for memory: GuestMemory,
+                            allowAsync: Bool = true) throws(SystemCallError) -> (tracker: any DirtyTracker, message: String) {
+        let tracker: any DirtyTracker
+        if allowAsync && AsyncWriteProtectTracker.isSupported() {
+            tracker = try AsyncWriteProtectTracker(memory: memory)
+        } else {
+            tracker = try SyncWriteProtectTracker(memory: memory)
+        }
+        return (tracker, "dirty tracking: \(tracker.mechanism)")
+    }
+}
+
+/// userfaultfd write-protect in async mode (the kernel resolves each first write itself and
+/// marks the page written) read and re-armed by one PAGEMAP_SCAN per `collect()`.
+public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
+    // @unchecked: `collect()` and `start()`/`stop()` are called by one thread at a time (the
+    // migration's); the descriptors are only read by the kernel.
+    public let memory: GuestMemory
+    public let mechanism = "userfaultfd write-protect (async) + PAGEMAP_SCAN"
+    static let features = UInt64(MP_UFFD_FEATURE_WP_ASYNC | MP_UFFD_FEATURE_WP_UNPOPULATED)
+    private var uffd: Int32 = -1
+    private var pagemap: Int32 = -1
+    private var regions = [mp_page_region](repeating: mp_page_region(), count: 1024)
+
+    /// True when this kernel's userfaultfd offers async write-protect on unpopulated memory.
+    public static func isSupported() -> Bool {
+        guard let offered = try? Sys.uffdSupportedFeatures() else { return false }
+        return offered & features == features
+    }
+
+    public init(memory: GuestMemory) throws(SystemCallError) {
+        self.memory = memory
+    }
+
+    deinit { stop() }
+
+    public func start() throws(SystemCallError) {
+        precondition(uffd < 0, "tracker already started")
+        let fd = try Sys.uffdOpen(features: Self.features)
+        do {
+            try Sys.uffdRegister(fd, memory.base, memory.byteCount, mode: UInt64(MP_UFFDIO_REGISTER_MODE_WP))
+            try Sys.uffdWriteProtect(fd, Sys.address(memory.base), UInt64(memory.byteCount), protect: true)
+            pagemap = try Sys.openPagemap()
+        } catch {
+            Sys.close(fd)
+            throw error
+        }
+        uffd = fd
+    }
+
+    public func collect() throws(SystemCallError) -> [PageRange] {
+        precondition(uffd >= 0, "collect() before start()")
+        let base = Sys.address(memory.base), end = base + UInt64(memory.byteCount)
+        let pageSize = UInt64(memory.pageSize)
+        var out: [PageRange] = []
+        var from = base
+        while from < end {
+            var arg = mp_pm_scan_arg()
+            arg.size = UInt64(MemoryLayout<mp_pm_scan_arg>.size)
+            arg.flags = UInt64(MP_PM_SCAN_WP_MATCHING | MP_PM_SCAN_CHECK_WPASYNC)
+            arg.start = from
+            arg.end = end
+            arg.category_mask = UInt64(MP_PAGE_IS_WRITTEN)
+            arg.return_mask = UInt64(MP_PAGE_IS_WRITTEN)
+            let filled = try regions.withUnsafeMutableBufferPointer { vec throws(SystemCallError) in
+                arg.vec = Sys.address(vec.baseAddress!)
+                arg.vec_len = UInt64(vec.count)
+                return try Sys.pagemapScan(pagemap, &arg)
+            }
+            for r in regions[0..<filled] {
+                let range = PageRange(start: (r.start - base) / pageSize, count: (r.end - r.start) / pageSize)
+                if let last = out.last, last.end == range.start {
+                    out[out.count - 1].count += range.count
+                } else {
+                    out.append(range)
+                }
+            }
+            // The vector filled before the walk ended: go on from where it stopped.
+            guard arg.walk_end > from else { break }
+            from = arg.walk_end
+        }
+        return out
+    }
+
+    public func stop() {
+        guard uffd >= 0 else { return }
+        Sys.uffdUnregister(uffd, memory.base, memory.byteCount)
+        Sys.close(uffd)
+        Sys.close(pagemap)
+        uffd = -1
+        pagemap = -1
+    }
+}

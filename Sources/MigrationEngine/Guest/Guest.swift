@@ -1,0 +1,290 @@
+import Glibc
+import Synchronization
+import Traces
+
+/// Why a guest cannot run its workloads.
+public struct GuestError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}
+
+/// A guest: `GuestMemory` and one thread per workload writing into it. Workload `i` of `k`
+/// owns pages `i·N/k ..< (i+1)·N/k` alone, so no two threads write one page. Every write is a
+/// `PageStamp` with the page's next sequence number; the guest keeps the last sequence of every
+/// page, which is what a verifier compares a copy against.
+///
+/// `pause()` stops every writer at a safe point (between two page writes) and returns when all
+/// are parked: nothing is written until `resume()` — what a stop-and-copy needs.
+public final class Guest: @unchecked Sendable {
+    // @unchecked: `sequences[p]` is written only by the thread that owns page p; readers read it
+    // while the guest is paused or stopped (the monitor orders them after the writes).
+    public let memory: GuestMemory
+    public let workloads: [GuestWorkload]
+    private let sequences: UnsafeMutablePointer<UInt64>
+    private let control = Control()
+    private var runners: [Runner] = []
+    private var threads: [pthread_t] = []
+
+    /// Checks every workload against the memory (a trace that cannot be opened, a fill larger
+    /// than its share); starts nothing.
+    public init(memory: GuestMemory, workloads: [GuestWorkload]) throws(GuestError) {
+        guard !workloads.isEmpty else { throw GuestError(description: "a guest needs at least one workload") }
+        self.memory = memory
+        self.workloads = workloads
+        sequences = .allocate(capacity: Int(memory.pageCount))
+        sequences.initialize(repeating: 0, count: Int(memory.pageCount))
+        let n = UInt64(workloads.count)
+        for (i, workload) in workloads.enumerated() {
+            let lo = memory.pageCount * UInt64(i) / n, hi = memory.pageCount * UInt64(i + 1) / n
+            guard hi > lo else { throw GuestError(description: "\(workloads.count) workloads need at least as many pages") }
+            runners.append(try Runner(workload, pages: PageRange(start: lo, count: hi - lo), memory: memory,
+                                      sequences: sequences, control: control))
+        }
+    }
+
+    deinit {
+        stop()
+        sequences.deallocate()
+    }
+
+    /// Starts the workload threads (once: a stopped guest does not start again).
+    public func start() throws(SystemCallError) {
+        precondition(threads.isEmpty && !control.stopRequested.load(ordering: .relaxed), "a guest starts once")
+        for runner in runners { threads.append(try Sys.startThread { runner.run() }) }
+    }
+
+    /// Stops every writer at a safe point; returns when none is mid-write. Idempotent.
+    public func pause() {
+        control.monitor.locked {
+            control.pauseRequested.store(true, ordering: .sequentiallyConsistent)
+            while control.parked + control.finished < threads.count { control.monitor.wait() }
+        }
+    }
+
+    /// Lets paused writers go on.
+    public func resume() {
+        control.monitor.locked {
+            control.pauseRequested.store(false, ordering: .sequentiallyConsistent)
+            control.monitor.broadcast()
+        }
+    }
+
+    /// Ends the workload threads and waits for them.
+    public func stop() {
+        control.stopRequested.store(true, ordering: .sequentiallyConsistent)
+        resume()
+        for thread in threads { Sys.join(thread) }
+        threads = []
+    }
+
+    public var isPaused: Bool { control.monitor.locked { control.pauseRequested.load(ordering: .relaxed) } }
+
+    /// Page writes so far (every stamp counts, repeats included).
+    public var pagesWritten: UInt64 { control.writes.load(ordering: .relaxed) }
+
+    /// The first failure of a workload thread (a trace that fails to decode), if any.
+    public var failure: String? { control.monitor.locked { control.failure } }
+
+    /// The sequence of the last stamp written to `page`; 0 if it was never written. Exact while
+    /// the guest is paused or stopped.
+    public func lastSequence(page: UInt64) -> UInt64 {
+        precondition(page < memory.pageCount)
+        return sequences[Int(page)]
+    }
+
+    /// The last sequence of every page (0: never written), for a verifier elsewhere — the
+    /// destination of a migration. Exact while the guest is paused or stopped.
+    public func lastSequences() -> [UInt64] { Array(UnsafeBufferPointer(start: sequences, count: Int(memory.pageCount))) }
+
+    /// Pages of `copy` (a region laid out like the guest's) whose stamp is not the guest's last
+    /// one: lost, stale or corrupt. Call while the guest is paused or stopped.
+    public func mismatches(in copy: GuestMemory) -> [UInt64] {
+        Self.mismatches(in: copy, expected: UnsafeBufferPointer(start: sequences, count: Int(memory.pageCount)))
+    }
+
+    /// Pages of `copy` whose stamp is not `expected[page]` (0: must be unstamped).
+    public static func mismatches(in copy: GuestMemory, expected: some Collection<UInt64>) -> [UInt64] {
+        precondition(UInt64(expected.count) == copy.pageCount, "\(expected.count) sequences for \(copy.pageCount) pages")
+        var out: [UInt64] = []
+        for (page, sequence) in zip(0..<copy.pageCount, expected) {
+            let wanted: PageStamp.Reading = sequence == 0 ? .unstamped : .stamped(PageStamp(page: page, sequence: sequence))
+            if PageStamp.read(from: copy.pointer(page: page)) != wanted { out.append(page) }
+        }
+        return out
+    }
+
+    /// What the guest and its threads share.
+    fileprivate final class Control: @unchecked Sendable {
+        // @unchecked: `parked`, `finished` and `failure` are only touched inside `monitor.locked`.
+        let monitor = Monitor()
+        let pauseRequested = Atomic<Bool>(false)
+        let stopRequested = Atomic<Bool>(false)
+        let writes = Atomic<UInt64>(0)
+        var parked = 0
+        var finished = 0
+        var failure: String?
+
+        /// The safe point: parks while a pause is requested; returns the nanoseconds parked.
+        @inline(__always)
+        func checkpoint() -> UInt64 {
+            guard pauseRequested.load(ordering: .acquiring) else { return 0 }
+            let from = Sys.monotonicNanoseconds()
+            monitor.locked {
+                parked += 1
+                monitor.broadcast()
+                while pauseRequested.load(ordering: .relaxed) { monitor.wait() }
+                parked -= 1
+            }
+            return Sys.monotonicNanoseconds() - from
+        }
+    }
+}
+
+/// One workload thread: writes its workload's pages into its share of the guest, on time.
+private final class Runner: @unchecked Sendable {
+    // @unchecked: used by its own thread only, after init; it writes only its share of `sequences`.
+    let memory: GuestMemory
+    let sequences: UnsafeMutablePointer<UInt64>
+    let control: Guest.Control
+    let workload: GuestWorkload
+    let pages: PageRange
+    let trace: TraceReader?
+    /// Nanoseconds spent parked: the workload's clock stops while the guest is paused.
+    var paused: UInt64 = 0
+    var writes: UInt64 = 0
+
+    struct Stop: Error {}
+
+    init(_ workload: GuestWorkload, pages: PageRange, memory: GuestMemory, sequences: UnsafeMutablePointer<UInt64>,
+         control: Guest.Control) throws(GuestError) {
+        self.memory = memory
+        self.sequences = sequences
+        self.control = control
+        self.workload = workload
+        self.pages = pages
+        let pageSize = UInt64(memory.pageSize)
+        switch workload {
+        case .fill(let bytes):
+            guard (bytes + pageSize - 1) / pageSize <= pages.count else {
+                throw GuestError(description: "\(workload) does not fit its \(pages.count) pages of \(pageSize) bytes")
+            }
+            trace = nil
+        case .synthetic:
+            trace = nil
+        case .trace(let path, _):
+            do {
+                trace = try TraceReader(path: path)
+            } catch {
+                throw GuestError(description: "\(workload): \(error)")
+            }
+        }
+    }
+
+    /// Guest time: the monotonic clock less the time spent paused.
+    var now: UInt64 { Sys.monotonicNanoseconds() - paused }
+
+    /// Writes `page` (relative to this runner's share) after the safe point; throws to stop.
+    @inline(__always)
+    func write(_ page: UInt64) throws(Stop) {
+        paused += control.checkpoint()
+        if control.stopRequested.load(ordering: .relaxed) { throw Stop() }
+        let p = pages.start + page
+        let sequence = sequences[Int(p)] + 1
+        sequences[Int(p)] = sequence
+        PageStamp(page: p, sequence: sequence).write(to: memory.base + Int(p) * memory.pageSize)
+        writes += 1
+    }
+
+    /// Sleeps until guest time `deadline`, counted as parked meanwhile (nothing is mid-write),
+    /// so that `pause()` need not wait for the sleep to end; stays parked while paused.
+    func sleep(until deadline: UInt64) throws(Stop) {
+        let stopped = control.monitor.locked { () -> Bool in
+            control.parked += 1
+            control.monitor.broadcast()
+            while !control.stopRequested.load(ordering: .relaxed) {
+                if control.pauseRequested.load(ordering: .relaxed) {
+                    let from = Sys.monotonicNanoseconds()
+                    control.monitor.wait()
+                    paused += Sys.monotonicNanoseconds() - from
+                    continue
+                }
+                if now >= deadline { break }
+                control.monitor.wait(untilMonotonic: deadline + paused)
+            }
+            control.parked -= 1
+            return control.stopRequested.load(ordering: .relaxed)
+        }
+        if stopped { throw Stop() }
+    }
+
+    func flushCount() {
+        control.writes.add(writes, ordering: .relaxed)
+        writes = 0
+    }
+
+    func run() {
+        do {
+            switch workload {
+            case .fill(let bytes):
+                let n = (bytes + UInt64(memory.pageSize) - 1) / UInt64(memory.pageSize)
+                for page in 0..<n {
+                    try write(page)
+                    if page & 255 == 255 { flushCount() }
+                }
+            case .synthetic(var spec):
+                spec.pages = pages.count
+                try runSynthetic(SyntheticWorkload(spec))
+            case .trace(_, let speed):
+                try runTrace(trace!, speed: speed)
+            }
+        } catch is Stop {
+        } catch {
+            control.monitor.locked { if control.failure == nil { control.failure = "\(workload): \(error)" } }
+        }
+        flushCount()
+        control.monitor.locked {
+            control.finished += 1
+            control.monitor.broadcast()
+        }
+    }
+
+    static let slice: UInt64 = 1_000_000  // 1 ms
+
+    /// The synthetic generator driven in 1 ms slices of guest time, at its rate.
+    func runSynthetic(_ generator: SyntheticWorkload) throws(Stop) {
+        var generator = generator
+        var last = now
+        while true {
+            try sleep(until: last + Self.slice)
+            let t = now
+            for range in generator.next(seconds: Double(t - last) / 1e9) {
+                for page in range.start..<range.end { try write(page) }
+            }
+            flushCount()
+            last = t
+        }
+    }
+
+    /// Each interval's pages spread evenly over the interval (divided by `speed`), in 1 ms
+    /// slices of guest time. Trace pages beyond this share wrap around it.
+    func runTrace(_ trace: TraceReader, speed: Double) throws {
+        let length = UInt64(Double(trace.header.intervalNanoseconds) / speed)
+        var intervalStart = now
+        try trace.forEachInterval { view in
+            let total = view.written.reduce(0) { $0 + $1.count }
+            var done: UInt64 = 0
+            for range in view.written {
+                for page in range.start..<range.end {
+                    // Pages due by now: total × elapsed / length; wait a slice when ahead.
+                    while done * length >= total * (now - intervalStart) && now - intervalStart < length {
+                        try sleep(until: min(now + Self.slice, intervalStart + length))
+                    }
+                    try write(page % pages.count)
+                    done += 1
+                }
+            }
+            flushCount()
+            try sleep(until: intervalStart + length)
+            intervalStart += length
+        }
+    }
+}

@@ -1,0 +1,169 @@
+// Every system call of the MigrationEngine module, each wrapped once by Traces' `systemCall`:
+// EINTR is retried, a failure becomes a `SystemCallError` that names the call.
+import CUring
+import Glibc
+import Traces
+
+enum Sys {
+    static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    // MARK: memory
+
+    /// A private anonymous read-write mapping of `size` bytes.
+    static func mapAnonymous(_ size: Int) throws(SystemCallError) -> UnsafeMutableRawPointer {
+        guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+            throw SystemCallError(call: "mmap(\(size) bytes, anonymous)", errno: Glibc.errno)
+        }
+        return p
+    }
+
+    static func unmap(_ base: UnsafeMutableRawPointer, _ size: Int) { _ = munmap(base, size) }
+
+    /// Faults every page of the range in, writable (MADV_POPULATE_WRITE, Linux 5.14+).
+    static func populateWrite(_ base: UnsafeMutableRawPointer, _ size: Int) throws(SystemCallError) {
+        _ = try systemCall("madvise(MADV_POPULATE_WRITE)") { madvise(base, size, 23 /* MADV_POPULATE_WRITE */) }
+    }
+
+    // MARK: userfaultfd and PAGEMAP_SCAN
+
+    static func uffdSupportedFeatures() throws(SystemCallError) -> UInt64 {
+        UInt64(try systemCall("userfaultfd(UFFDIO_API probe)") { mp_uffd_supported_features() })
+    }
+
+    static func uffdOpen(features: UInt64) throws(SystemCallError) -> Int32 {
+        try systemCall("userfaultfd(UFFDIO_API features 0x\(String(features, radix: 16)))") { mp_uffd_open(features) }
+    }
+
+    static func uffdRegister(_ fd: Int32, _ base: UnsafeMutableRawPointer, _ size: Int, mode: UInt64) throws(SystemCallError) {
+        _ = try systemCall("ioctl(UFFDIO_REGISTER)") { mp_uffd_register(fd, address(base), UInt64(size), mode) }
+    }
+
+    static func uffdUnregister(_ fd: Int32, _ base: UnsafeMutableRawPointer, _ size: Int) {
+        _ = mp_uffd_unregister(fd, address(base), UInt64(size))
+    }
+
+    static func uffdWriteProtect(_ fd: Int32, _ start: UInt64, _ length: UInt64, protect: Bool) throws(SystemCallError) {
+        _ = try systemCall(protect ? "ioctl(UFFDIO_WRITEPROTECT)" : "ioctl(UFFDIO_WRITEPROTECT, un-protect)") {
+            mp_uffd_writeprotect(fd, start, length, protect ? 1 : 0)
+        }
+    }
+
+    /// The next page fault waiting on `fd` (address, flags); nil when none is waiting.
+    static func uffdReadFault(_ fd: Int32) throws(SystemCallError) -> (address: UInt64, flags: UInt64)? {
+        var address: UInt64 = 0, flags: UInt64 = 0
+        while true {
+            let rc = mp_uffd_read_fault(fd, &address, &flags)
+            if rc == 1 { return (address, flags) }
+            if rc == 0 { continue }  // another event: not ours to handle
+            let error = Glibc.errno
+            if error == EAGAIN { return nil }
+            if error != EINTR { throw SystemCallError(call: "read(userfaultfd)", errno: error) }
+        }
+    }
+
+    static func openPagemap() throws(SystemCallError) -> Int32 {
+        try systemCall("open(/proc/self/pagemap)") { Glibc.open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC) }
+    }
+
+    /// PAGEMAP_SCAN on an open pagemap; returns the number of regions filled.
+    static func pagemapScan(_ fd: Int32, _ arg: inout mp_pm_scan_arg) throws(SystemCallError) -> Int {
+        try systemCall("ioctl(PAGEMAP_SCAN)") { Int(ioctl(fd, mp_ioctl_pagemap_scan, &arg)) }
+    }
+
+    static func address(_ p: UnsafeRawPointer) -> UInt64 { UInt64(UInt(bitPattern: p)) }
+
+    // MARK: descriptors, waiting, time
+
+    static func close(_ fd: Int32) { _ = Glibc.close(fd) }
+
+    /// A pipe (read end, write end) to wake a thread blocked in `poll`: write a byte to it.
+    static func wakePipe() throws(SystemCallError) -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        _ = try systemCall("pipe") { pipe(&fds) }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        return (fds[0], fds[1])
+    }
+
+    static func signal(wakePipe fd: Int32) { var one: UInt8 = 1; _ = Glibc.write(fd, &one, 1) }
+
+    /// Waits until one of `fds` is readable; returns which are.
+    static func pollReadable(_ fds: [Int32]) throws(SystemCallError) -> [Bool] {
+        var entries = fds.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        _ = try systemCall("poll") { poll(&entries, nfds_t(entries.count), -1) }
+        return entries.map { $0.revents != 0 }
+    }
+
+    static func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    static func sleep(nanoseconds: UInt64) {
+        var left = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+        var rest = timespec()
+        while nanosleep(&left, &rest) != 0 && Glibc.errno == EINTR { left = rest }
+    }
+
+    // MARK: threads
+
+    /// Starts `body` on a new (joinable) thread.
+    static func startThread(_ body: @escaping @Sendable () -> Void) throws(SystemCallError) -> pthread_t {
+        final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+        let context = Unmanaged.passRetained(Box(body)).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { context in
+            let box = Unmanaged<Box>.fromOpaque(context!).takeRetainedValue()
+            box.body()
+            return nil
+        }, context)
+        guard rc == 0 else {
+            Unmanaged<Box>.fromOpaque(context).release()
+            throw SystemCallError(call: "pthread_create", errno: rc)
+        }
+        return thread
+    }
+
+    static func join(_ thread: pthread_t) { _ = pthread_join(thread, nil) }
+}
+
+/// A mutex with one condition variable (pthread), for threads that park and wake each other.
+final class Monitor: @unchecked Sendable {
+    // @unchecked: the pthread objects live at stable heap addresses and are only used through them.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)  // for `wait(untilMonotonic:)`
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        condition.deallocate()
+    }
+
+    func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+
+    /// Inside `locked`: waits for a `broadcast`.
+    func wait() { pthread_cond_wait(condition, mutex) }
+
+    /// Inside `locked`: waits for a `broadcast` or until the monotonic clock reads `deadline` ns.
+    func wait(untilMonotonic deadline: UInt64) {
+        var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+        _ = pthread_cond_timedwait(condition, mutex, &ts)
+    }
+
+    /// Inside `locked`: wakes every waiter.
+    func broadcast() { pthread_cond_broadcast(condition) }
+}
