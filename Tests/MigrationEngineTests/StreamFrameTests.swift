@@ -14,6 +14,51 @@ import Traces
         }
     }
 
+    @Test func pagesCanBeTakenInPlaceAndOnlyFromCheckedFrames() throws {
+        let messages = StreamSamples.messages(pageSize: 4096)
+        let (clean, starts) = try StreamSamples.encode(messages)
+        var bytes = clean
+        var decoder = FrameDecoder()
+        var runs: [StreamMessage] = [], others: [StreamMessage] = []
+        decoder.feed(bytes)
+        while let m = try decoder.next(pagesInPlace: { start, count, zero, data in
+            runs.append(.pages(start: start, count: count, zero: zero, bytes: Array(data)))
+        }) {
+            if case .pages(_, _, _, let data) = m { #expect(data.isEmpty) } else { others.append(m) }
+        }
+        try decoder.finish()
+        #expect(runs == messages.filter { $0.type == .pages })
+        #expect(others == messages.filter { $0.type != .pages })
+        // A damaged run is never handed over.
+        let firstRun = messages.firstIndex { $0.type == .pages }!
+        bytes[starts[firstRun] + 100] ^= 4
+        var damaged = FrameDecoder()
+        damaged.feed(bytes)
+        var handed = 0
+        #expect(throws: StreamError.self) {
+            while try damaged.next(pagesInPlace: { _, _, _, _ in handed += 1 }) != nil {}
+        }
+        #expect(handed == 0)
+    }
+
+    @Test func theBufferStaysWithinAboutTwoFramesWhateverTheChunks() throws {
+        var e = FrameEncoder(pageSize: 4096)
+        for i in 0..<300 { try e.append(.pages(start: UInt64(i), count: 1, zero: false, bytes: StreamSamples.bytes(4096, seed: UInt64(i)))) }
+        var d = FrameDecoder(pageSize: 4096)
+        var got = 0, most = 0, at = 0
+        while at < e.bytes.count {
+            let n = min(1000, e.bytes.count - at)
+            d.feed(e.bytes[at..<at + n])
+            at += n
+            most = max(most, d.storedBytes)
+            while try d.next() != nil { got += 1 }
+        }
+        try d.finish()
+        #expect(got == 300)
+        #expect(most <= 2 * (4096 + 32) + 1000)
+        #expect(d.offset == e.bytes.count)
+    }
+
     @Test func pagesFromMemoryEncodeAsThePagesMessageDoes() throws {
         let data = StreamSamples.bytes(2 * 4096, seed: 9)
         var a = FrameEncoder(pageSize: 4096), b = FrameEncoder(pageSize: 4096)

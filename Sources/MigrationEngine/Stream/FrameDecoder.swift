@@ -32,13 +32,18 @@ public struct FrameDecoder: Sendable {
     public var pending: Int { buffer.count - head }
 
     public mutating func feed(_ chunk: UnsafeRawBufferPointer) {
-        if head == buffer.count {
+        // Drop decoded bytes once they are at least as many as the pending ones, so that the
+        // buffer stays within about two frames and each byte is moved at most once on average.
+        if head > 0, head >= buffer.count - head {
+            buffer.removeSubrange(0..<head)
             base += head
             head = 0
-            buffer.removeAll(keepingCapacity: true)
         }
         buffer.append(contentsOf: chunk)
     }
+
+    /// Bytes held in the buffer, decoded or not (tests check that it stays bounded).
+    var storedBytes: Int { buffer.count }
 
     public mutating func feed(_ chunk: some Collection<UInt8>) {
         if let done: Void = chunk.withContiguousStorageIfAvailable({ feed(UnsafeRawBufferPointer($0)) }) { return done }
@@ -47,9 +52,24 @@ public struct FrameDecoder: Sendable {
 
     /// The next whole message, nil when the buffered bytes end inside a frame.
     public mutating func next() throws(StreamError) -> StreamMessage? {
+        try next(copyPages: true) { _, _, _, _ in }
+    }
+
+    /// The page data of a `pages` run, valid only during the call of `next(pagesInPlace:)`.
+    public typealias PagesInPlace = (_ start: UInt64, _ count: UInt32, _ zero: Bool, _ data: UnsafeRawBufferPointer) -> Void
+
+    /// Like `next()`, except that the page data of a `pages` frame is not copied into the
+    /// message: once the whole frame has passed every check, `pages` is called with a view of
+    /// it in the decoder's buffer (to be copied straight into guest memory), and the message
+    /// returned has empty `bytes`. Other messages come out as from `next()`.
+    public mutating func next(pagesInPlace pages: PagesInPlace) throws(StreamError) -> StreamMessage? {
+        try next(copyPages: false, inPlace: pages)
+    }
+
+    private mutating func next(copyPages: Bool, inPlace: PagesInPlace) throws(StreamError) -> StreamMessage? {
         if let failure { throw failure }
         do {
-            return try decodeFrame()
+            return try decodeFrame(copyPages: copyPages, inPlace: inPlace)
         } catch {
             failure = error
             throw error
@@ -72,7 +92,7 @@ public struct FrameDecoder: Sendable {
         throw error
     }
 
-    private mutating func decodeFrame() throws(StreamError) -> StreamMessage? {
+    private mutating func decodeFrame(copyPages: Bool, inPlace: PagesInPlace) throws(StreamError) -> StreamMessage? {
         let at = offset
         let (head, maxPayload, version, pageSize) = (head, maxPayload, version, pageSize)
         let outcome = buffer.withUnsafeBytes { all in Result { () throws(StreamError) -> (StreamMessage, Int)? in
@@ -105,7 +125,10 @@ public struct FrameDecoder: Sendable {
                 throw StreamError(.badFlags, at: at + 6, "\(type) frame has a nonzero reserved field")
             }
             let reader = PayloadReader(bytes: payload, offset: at + StreamFrame.headerSize, type: type)
-            let message = try reader.message(zero: flags & StreamFrame.zeroFlag != 0, pageSize: pageSize)
+            let message = try reader.message(zero: flags & StreamFrame.zeroFlag != 0, pageSize: pageSize, copyPages: copyPages)
+            if !copyPages, case let .pages(start, count, zero, _) = message {
+                inPlace(start, count, zero, UnsafeRawBufferPointer(rebasing: payload[StreamFrame.pagesPrefix...]))
+            }
             return (message, StreamFrame.headerSize + length)
         } }
         guard let (message, size) = try outcome.get() else { return nil }
@@ -169,7 +192,7 @@ private struct PayloadReader {
         return out
     }
 
-    func message(zero: Bool, pageSize: Int?) throws(StreamError) -> StreamMessage {
+    func message(zero: Bool, pageSize: Int?, copyPages: Bool) throws(StreamError) -> StreamMessage {
         switch type {
         case .hello:
             try size(24)
@@ -197,7 +220,8 @@ private struct PayloadReader {
             guard data == expected else {
                 throw malformed(0, "a \(zero ? "zero " : "")run of \(count) pages of \(pageSize) bytes must carry \(expected) bytes, not \(data)")
             }
-            return .pages(start: start, count: count, zero: zero, bytes: Array(UnsafeRawBufferPointer(rebasing: bytes[StreamFrame.pagesPrefix...])))
+            let copied = copyPages ? Array(UnsafeRawBufferPointer(rebasing: bytes[StreamFrame.pagesPrefix...])) : []
+            return .pages(start: start, count: count, zero: zero, bytes: copied)
         case .passStart:
             try size(4)
             return .passStart(pass: bytes.u32(0))
