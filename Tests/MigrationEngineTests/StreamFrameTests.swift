@@ -1,6 +1,7 @@
 import Testing
 @testable import MigrationEngine
 import Traces
+import CUring
 
 @Suite struct StreamFrameTests {
     @Test func everyMessageTypeRoundTripsThroughChunksOfAnySize() throws {
@@ -77,6 +78,16 @@ import Traces
         #expect(e.bytes[4] == StreamMessageType.ping.rawValue)
         #expect(Array(e.bytes[8..<12]) == [8, 0, 0, 0])
         #expect(Array(e.bytes[16...]) == [8, 7, 6, 5, 4, 3, 2, 1])
+    }
+
+    @Test func aHelloFrameIsByteForByteWhatTheFormatSays() throws {
+        var e = FrameEncoder()
+        try e.append(.hello(version: 2, pageSize: 4096, pageCount: 0x0102_0304, features: [.postcopy, .recovery]))
+        let header: [UInt8] = [0x4D, 0x50, 0x53, 0x46, 1, 0, 0, 0, 24, 0, 0, 0]
+        let payload: [UInt8] = [2, 0, 0, 0, 0x00, 0x10, 0, 0, 4, 3, 2, 1, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]
+        let crc = mp_crc32c(mp_crc32c(0, header, 12), payload, 24)
+        #expect(e.bytes == header + withUnsafeBytes(of: crc.littleEndian, Array.init) + payload)
+        #expect(mp_crc32c(0, Array("123456789".utf8), 9) == 0xE306_9283)  // the CRC32C check value
     }
 
     @Test func aTruncatedStreamSaysSoOnlyAtTheEnd() throws {
