@@ -71,6 +71,26 @@ import CUring
         #expect(a.bytes.isEmpty)
     }
 
+    @Test func aRangeOfGuestMemoryGoesAsZeroAndDataRunsNoLongerThanAPayload() throws {
+        let pageSize = 4096
+        var guest = [UInt8](repeating: 0, count: 20 * pageSize)
+        for page in [5, 6, 7, 9, 10, 11, 12, 13] { guest[page * pageSize + 100 + page] = UInt8(page) }
+        guest[20 * pageSize - 1] = 1  // the last byte of page 19
+        var e = FrameEncoder(pageSize: UInt32(pageSize), maxPayload: 16 + 3 * pageSize)
+        let zeros = try guest.withUnsafeBytes { g in try e.appendRange(PageRange(start: 2, count: 18), of: g) }
+        #expect(zeros == 3 + 1 + 5)
+        var d = FrameDecoder(pageSize: UInt32(pageSize))
+        d.feed(e.bytes)
+        var runs: [String] = []
+        while let m = try d.next() {
+            guard case let .pages(start, count, zero, data) = m else { Issue.record("\(m)"); continue }
+            runs.append("\(zero ? "z" : "d")\(start)+\(count)")
+            if !zero { #expect(data == Array(guest[Int(start) * pageSize..<(Int(start) + Int(count)) * pageSize])) }
+        }
+        #expect(runs == ["z2+3", "d5+3", "z8+1", "d9+3", "d12+2", "z14+3", "z17+2", "d19+1"])
+        #expect(throws: StreamError.self) { try guest.withUnsafeBytes { g in try e.appendRange(PageRange(start: 19, count: 2), of: g) } }
+    }
+
     @Test func integersAreLittleEndianOnTheWire() throws {
         var e = FrameEncoder()
         try e.append(.ping(nonce: 0x0102_0304_0506_0708))

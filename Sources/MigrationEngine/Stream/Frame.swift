@@ -33,9 +33,12 @@ public enum StreamFrame {
 public struct FrameEncoder: Sendable {
     public private(set) var bytes: [UInt8] = []
     public private(set) var pageSize: Int?
+    /// The largest payload this encoder writes (the peer's decoder must accept it).
+    public let maxPayload: Int
 
-    public init(pageSize: UInt32? = nil, reservingCapacity capacity: Int = 0) {
+    public init(pageSize: UInt32? = nil, maxPayload: Int = StreamFrame.maxPayload, reservingCapacity capacity: Int = 0) {
         self.pageSize = pageSize.map(Int.init)
+        self.maxPayload = maxPayload
         bytes.reserveCapacity(capacity)
     }
 
@@ -87,6 +90,40 @@ public struct FrameEncoder: Sendable {
         }
     }
 
+    /// Appends the frames that carry `range` of a guest whose memory is `guest` (page p at
+    /// byte p × pageSize): consecutive all-zero pages as zero runs, the others as data runs,
+    /// none longer than a payload allows. Returns how many pages went as zero runs.
+    @discardableResult
+    public mutating func appendRange(_ range: PageRange, of guest: UnsafeRawBufferPointer) throws(StreamError) -> UInt64 {
+        guard let pageSize else { throw StreamError(.malformedPayload, "pages before hello: the page size is not known") }
+        guard range.start <= UInt64(guest.count / pageSize), range.count <= UInt64(guest.count / pageSize) - range.start else {
+            throw StreamError(.malformedPayload, "range \(range) is outside a guest of \(guest.count / pageSize) pages")
+        }
+        let longest = UInt64((maxPayload - StreamFrame.pagesPrefix) / pageSize)
+        var page = range.start, zeroPages: UInt64 = 0
+        while page < range.end {
+            let zero = Self.isZero(guest, page: page, pageSize: pageSize)
+            var end = page + 1
+            while end < range.end, end - page < longest, Self.isZero(guest, page: end, pageSize: pageSize) == zero { end += 1 }
+            let count = UInt32(end - page)
+            if zero {
+                try append(.pages(start: page, count: count, zero: true, bytes: []))
+                zeroPages += UInt64(count)
+            } else {
+                try appendPages(start: page, count: count, from: UnsafeRawBufferPointer(rebasing: guest[Int(page) * pageSize..<Int(end) * pageSize]))
+            }
+            page = end
+        }
+        return zeroPages
+    }
+
+    private static func isZero(_ guest: UnsafeRawBufferPointer, page: UInt64, pageSize: Int) -> Bool {
+        let base = guest.baseAddress! + Int(page) * pageSize
+        var acc: UInt64 = 0
+        for i in stride(from: 0, to: pageSize, by: 8) { acc |= base.loadUnaligned(fromByteOffset: i, as: UInt64.self) }
+        return acc == 0
+    }
+
     private func checkRun(count: UInt32, zero: Bool, byteCount: Int) throws(StreamError) {
         guard let pageSize else {
             throw StreamError(.malformedPayload, "pages before hello: the page size is not known")
@@ -109,9 +146,9 @@ public struct FrameEncoder: Sendable {
         bytes.put(UInt32(0)); bytes.put(UInt32(0))
         body(&bytes)
         let length = bytes.count - start - StreamFrame.headerSize
-        guard length <= StreamFrame.maxPayload else {
+        guard length <= maxPayload else {
             bytes.removeSubrange(start...)
-            throw StreamError(.lengthOverLimit, "a \(StreamMessageType(rawValue: type).map { "\($0)" } ?? "type-\(type)") payload of \(length) bytes is over the limit of \(StreamFrame.maxPayload)")
+            throw StreamError(.lengthOverLimit, "a \(StreamMessageType(rawValue: type).map { "\($0)" } ?? "type-\(type)") payload of \(length) bytes is over the limit of \(maxPayload)")
         }
         bytes.withUnsafeMutableBytes { p in
             let header = p.baseAddress! + start
