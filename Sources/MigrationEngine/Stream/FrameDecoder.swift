@@ -98,8 +98,7 @@ public struct FrameDecoder: Sendable {
         let outcome = buffer.withUnsafeBytes { all in Result { () throws(StreamError) -> (StreamMessage, Int)? in
             let p = UnsafeRawBufferPointer(rebasing: all[head...])
             // The magic is checked on as many of its bytes as have arrived.
-            let magic = Swift.withUnsafeBytes(of: StreamFrame.magic.littleEndian) { Array($0) }
-            for i in 0..<min(4, p.count) where p[i] != magic[i] {
+            for i in 0..<min(4, p.count) where p[i] != UInt8(truncatingIfNeeded: StreamFrame.magic >> (8 * i)) {
                 throw StreamError(.badMagic, at: at, "a frame must start with \"MPSF\"; byte \(i) is 0x\(String(p[i], radix: 16))")
             }
             guard p.count >= StreamFrame.headerSize else { return nil }
