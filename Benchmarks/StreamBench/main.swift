@@ -66,7 +66,7 @@ for run in [1, 16, 64, 256] {
             let t2 = now()
             inPlaceDecoder.feed(encoder.bytes)
             try guest.withUnsafeMutableBytes { g in
-                while let _ = try inPlaceDecoder.next(pagesInPlace: { start, _, _, data in
+                while let _ = try inPlaceDecoder.next(pagesInPlace: { (start, _, _, data) throws(StreamError) in
                     (g.baseAddress! + Int(start) * pageSize).copyMemory(from: data.baseAddress!, byteCount: data.count)
                 }) {}
             }

@@ -22,7 +22,7 @@ import CUring
         var decoder = FrameDecoder()
         var runs: [StreamMessage] = [], others: [StreamMessage] = []
         decoder.feed(bytes)
-        while let m = try decoder.next(pagesInPlace: { start, count, zero, data in
+        while let m = try decoder.next(pagesInPlace: { (start, count, zero, data) throws(StreamError) in
             runs.append(.pages(start: start, count: count, zero: zero, bytes: Array(data)))
         }) {
             if case .pages(_, _, _, let data) = m { #expect(data.isEmpty) } else { others.append(m) }
@@ -37,7 +37,7 @@ import CUring
         damaged.feed(bytes)
         var handed = 0
         #expect(throws: StreamError.self) {
-            while try damaged.next(pagesInPlace: { _, _, _, _ in handed += 1 }) != nil {}
+            while try damaged.next(pagesInPlace: { (_, _, _, _) throws(StreamError) in handed += 1 }) != nil {}
         }
         #expect(handed == 0)
     }
@@ -58,6 +58,30 @@ import CUring
         #expect(got == 300)
         #expect(most <= 2 * (4096 + 32) + 1000)
         #expect(d.offset == e.bytes.count)
+    }
+
+    @Test func pagesTheStateRefusesNeverReachGuestMemory() throws {
+        var e = FrameEncoder()
+        try e.append(.hello(version: 2, pageSize: 4096, pageCount: 4, features: []))
+        try e.append(.pages(start: 0, count: 1, zero: false, bytes: [UInt8](repeating: 7, count: 4096)))  // before hello-ack
+        var guest = [UInt8](repeating: 0, count: 4 * 4096)
+        var receiver = StreamReceiverState()
+        var d = FrameDecoder()
+        d.feed(e.bytes)
+        var thrown: StreamError?
+        do throws(StreamError) {
+            while let m = try d.next(pagesInPlace: { (start, count, zero, data) throws(StreamError) in
+                try receiver.accept(.pages(start: start, count: count, zero: zero, bytes: []))
+                guest.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: data.baseAddress!, byteCount: data.count) }
+            }) {
+                if m.type != .pages { try receiver.accept(m) }
+            }
+        } catch {
+            thrown = error
+        }
+        #expect(thrown?.detail == "pages is not allowed in state precopy: the destination owes hello-ack first")
+        #expect(guest.allSatisfy { $0 == 0 })
+        #expect(throws: StreamError.self) { _ = try d.next() }  // the stream has ended
     }
 
     @Test func pagesFromMemoryEncodeAsThePagesMessageDoes() throws {

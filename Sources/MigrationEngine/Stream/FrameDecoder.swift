@@ -52,16 +52,21 @@ public struct FrameDecoder: Sendable {
 
     /// The next whole message, nil when the buffered bytes end inside a frame.
     public mutating func next() throws(StreamError) -> StreamMessage? {
-        try next(copyPages: true) { _, _, _, _ in }
+        try next(copyPages: true) { (_, _, _, _) throws(StreamError) in }
     }
 
     /// The page data of a `pages` run, valid only during the call of `next(pagesInPlace:)`.
-    public typealias PagesInPlace = (_ start: UInt64, _ count: UInt32, _ zero: Bool, _ data: UnsafeRawBufferPointer) -> Void
+    public typealias PagesInPlace = (_ start: UInt64, _ count: UInt32, _ zero: Bool, _ data: UnsafeRawBufferPointer) throws(StreamError) -> Void
 
     /// Like `next()`, except that the page data of a `pages` frame is not copied into the
     /// message: once the whole frame has passed every check, `pages` is called with a view of
     /// it in the decoder's buffer (to be copied straight into guest memory), and the message
     /// returned has empty `bytes`. Other messages come out as from `next()`.
+    ///
+    /// The frame checks know nothing of the state: `pages` must first ask the state machine
+    /// (`StreamReceiverState.accept(.pages(start:count:zero:bytes: []))`, which checks the run
+    /// against the state and the guest's size) and write only if that passes. An error it
+    /// throws ends the stream like any other.
     public mutating func next(pagesInPlace pages: PagesInPlace) throws(StreamError) -> StreamMessage? {
         try next(copyPages: false, inPlace: pages)
     }
@@ -126,7 +131,7 @@ public struct FrameDecoder: Sendable {
             let reader = PayloadReader(bytes: payload, offset: at + StreamFrame.headerSize, type: type)
             let message = try reader.message(zero: flags & StreamFrame.zeroFlag != 0, pageSize: pageSize, copyPages: copyPages)
             if !copyPages, case let .pages(start, count, zero, _) = message {
-                inPlace(start, count, zero, UnsafeRawBufferPointer(rebasing: payload[StreamFrame.pagesPrefix...]))
+                try inPlace(start, count, zero, UnsafeRawBufferPointer(rebasing: payload[StreamFrame.pagesPrefix...]))
             }
             return (message, StreamFrame.headerSize + length)
         } }
