@@ -116,6 +116,8 @@ import Traces
         // Version 1 was agreed on this connection: no watchdog.
         #expect(refusal { var s2 = s; try s2.send(.ping(nonce: 1)) } == "ping is not in protocol version 1 (it came in version 2)")
         try source(.complete)
+        // A request sent before `complete` reached the destination may cross it.
+        try s.receive(.pageRequest([PageRange(start: 99, count: 1)]))
         try destination(.completeAck(verified: true, detail: ""))
         #expect(r.state == .completed && s.state == .completed)
     }

@@ -112,7 +112,9 @@ public struct StreamSenderState: StreamStateMachine, Sendable {
             life.state = life.state == .regreeting ? .reconnected : .precopy
         case (.startingPostcopy, .postcopyStartAck):
             life.state = .postcopy
-        case let (.postcopy, .pageRequest(ranges)):
+        case let (.postcopy, .pageRequest(ranges)), let (.completing, .pageRequest(ranges)):
+            // In `completing` too: a request the destination sent before `complete` reached it
+            // can arrive after; every page has gone by then, so there is nothing to answer.
             for r in ranges where r.start >= pageCount || r.count > pageCount - r.start {
                 throw life.refuse(message, "range \(r) is outside the guest's \(pageCount) pages")
             }
