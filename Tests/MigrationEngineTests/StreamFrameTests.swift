@@ -56,7 +56,7 @@ import CUring
         }
         try d.finish()
         #expect(got == 300)
-        #expect(most <= 2 * (4096 + 32) + 1000)
+        #expect(most <= 4 * (4096 + 32) + 6 * 1000)  // a few frames, not the 1.2 MB stream
         #expect(d.offset == e.bytes.count)
     }
 

@@ -48,7 +48,7 @@ enum StreamSamples {
         return (encoder.bytes, starts)
     }
 
-    /// Feeds `bytes` in chunks of 1...`maxChunk` bytes, collecting messages until the first
+    /// Feeds `bytes` in chunks of 1...`maxChunk` bytes (`feed` or `receive`, at random), collecting messages until the first
     /// error; then `finish()`. Returns the messages and the error, if any.
     static func decode(_ bytes: [UInt8], seed: UInt64, maxChunk: Int = 700, pageSize: UInt32? = nil) -> ([StreamMessage], StreamError?) {
         var rng = SeededRandom(seed: seed)
@@ -58,7 +58,16 @@ enum StreamSamples {
         do throws(StreamError) {
             while at < bytes.count {
                 let n = min(bytes.count - at, 1 + Int(rng.below(UInt64(maxChunk))))
-                decoder.feed(bytes[at..<at + n])
+                if rng.below(2) == 0 {
+                    decoder.feed(bytes[at..<at + n])
+                } else {
+                    // As a transport reading straight into the decoder: room for more than arrives.
+                    let filled = decoder.receive(atMost: n + Int(rng.below(100))) { room in
+                        bytes[at..<at + n].withUnsafeBytes { room.copyMemory(from: $0) }
+                        return n
+                    }
+                    precondition(filled == n)
+                }
                 at += n
                 while let m = try decoder.next() { out.append(m) }
             }

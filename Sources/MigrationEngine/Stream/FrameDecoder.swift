@@ -1,16 +1,19 @@
 import Traces
 
 /// Turns a byte stream back into messages, incrementally: `feed` whatever arrived from the
-/// socket, then call `next()` until it returns nil (a partial frame waits for more bytes). At
+/// socket (or `receive` into the decoder's own buffer), then call `next()` until it returns nil (a partial frame waits for more bytes). At
 /// the end of the input call `finish()`: it is the only place that reports a truncated stream.
 ///
 /// Every frame is checked whole — magic, length limit, CRC32C, type, flags, payload shape —
 /// before a message comes out. The first error ends the stream: it names what failed and the
 /// stream byte offset, and every later call throws it again.
 public struct FrameDecoder: Sendable {
+    /// Received bytes live in `buffer[head..<tail]`; the rest of `buffer` is room to receive into.
     private var buffer: [UInt8] = []
     /// Index in `buffer` of the first byte not yet decoded.
     private var head = 0
+    /// Index in `buffer` one past the last byte received.
+    private var tail = 0
     /// Stream offset of `buffer[0]`.
     private var base = 0
     private var failure: StreamError?
@@ -29,17 +32,44 @@ public struct FrameDecoder: Sendable {
     /// Stream bytes decoded into messages so far.
     public var offset: Int { base + head }
     /// Bytes received but not yet decoded (a partial frame).
-    public var pending: Int { buffer.count - head }
+    public var pending: Int { tail - head }
 
-    public mutating func feed(_ chunk: UnsafeRawBufferPointer) {
-        // Drop decoded bytes once they are at least as many as the pending ones, so that the
-        // buffer stays within about two frames and each byte is moved at most once on average.
-        if head > 0, head >= buffer.count - head {
-            buffer.removeSubrange(0..<head)
+    /// Makes room for `n` more bytes after `tail`. Decoded bytes are dropped once they are at
+    /// least as many as the pending ones, so that the buffer stays within a few frames and each
+    /// byte is moved at most once on average.
+    private mutating func makeRoom(_ n: Int) {
+        if head > 0, head >= tail - head {
+            let (from, count) = (head, tail - head)
+            buffer.withUnsafeMutableBytes { b in
+                if count > 0 { b.baseAddress!.copyMemory(from: b.baseAddress! + from, byteCount: count) }
+            }
             base += head
+            tail -= head
             head = 0
         }
-        buffer.append(contentsOf: chunk)
+        let free = buffer.count - tail
+        if free < n { buffer.append(contentsOf: repeatElement(0, count: max(n - free, buffer.count))) }
+    }
+
+    public mutating func feed(_ chunk: UnsafeRawBufferPointer) {
+        guard !chunk.isEmpty else { return }
+        makeRoom(chunk.count)
+        let at = tail
+        buffer.withUnsafeMutableBytes { b in (b.baseAddress! + at).copyMemory(from: chunk.baseAddress!, byteCount: chunk.count) }
+        tail += chunk.count
+    }
+
+    /// Lets a transport read straight into the decoder's buffer, without the copy `feed`
+    /// makes: `read` gets `atMost` writable bytes and returns how many it filled (0 to atMost).
+    /// Returns that count.
+    @discardableResult
+    public mutating func receive(atMost: Int, _ read: (UnsafeMutableRawBufferPointer) throws -> Int) rethrows -> Int {
+        makeRoom(atMost)
+        let at = tail
+        let got = try buffer.withUnsafeMutableBytes { b in try read(UnsafeMutableRawBufferPointer(rebasing: b[at..<at + atMost])) }
+        precondition((0...atMost).contains(got), "receive: the reader says it filled \(got) of \(atMost) bytes")
+        tail += got
+        return got
     }
 
     /// Bytes held in the buffer, decoded or not (tests check that it stays bounded).
@@ -90,7 +120,7 @@ public struct FrameDecoder: Sendable {
         if have < StreamFrame.headerSize {
             error = StreamError(.truncated, at: offset, "the stream ends \(have) bytes into a \(StreamFrame.headerSize)-byte frame header")
         } else {
-            let length = buffer.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: head + 8, as: UInt32.self))) }
+            let length = buffer.withUnsafeBytes { Int($0.u32(head + 8)) }
             error = StreamError(.truncated, at: offset, "the stream ends \(have - StreamFrame.headerSize) bytes into a payload of \(length) bytes")
         }
         failure = error
@@ -99,9 +129,9 @@ public struct FrameDecoder: Sendable {
 
     private mutating func decodeFrame(copyPages: Bool, inPlace: PagesInPlace) throws(StreamError) -> StreamMessage? {
         let at = offset
-        let (head, maxPayload, version, pageSize) = (head, maxPayload, version, pageSize)
+        let (head, tail, maxPayload, version, pageSize) = (head, tail, maxPayload, version, pageSize)
         let outcome = buffer.withUnsafeBytes { all in Result { () throws(StreamError) -> (StreamMessage, Int)? in
-            let p = UnsafeRawBufferPointer(rebasing: all[head...])
+            let p = UnsafeRawBufferPointer(rebasing: all[head..<tail])
             // The magic is checked on as many of its bytes as have arrived.
             for i in 0..<min(4, p.count) where p[i] != UInt8(truncatingIfNeeded: StreamFrame.magic >> (8 * i)) {
                 throw StreamError(.badMagic, at: at, "a frame must start with \"MPSF\"; byte \(i) is 0x\(String(p[i], radix: 16))")
