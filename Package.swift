@@ -42,6 +42,7 @@ let package = Package(
 
         // Benchmarks (release builds; see Benchmarks/README.md).
         .executableTarget(name: "migpilot-trace-bench", dependencies: ["Traces", "Migration"], path: "Benchmarks/TraceBench"),
+        .executableTarget(name: "migpilot-stream-bench", dependencies: ["MigrationEngine"], path: "Benchmarks/StreamBench"),
         .executableTarget(name: "migpilot-model-bench", dependencies: ["ConvergenceModel", "Traces", "Migration"], path: "Benchmarks/ModelBench"),
         .executableTarget(name: "migpilot-guest-bench", dependencies: ["MigrationEngine", "Traces"], path: "Benchmarks/GuestBench"),
 

@@ -1,0 +1,167 @@
+import CUring
+import Traces
+
+/// The fixed frame header (docs/stream-format.md): every integer little-endian.
+///
+///     0  magic    u32  "MPSF" (0x4653504D)
+///     4  type     u8   StreamMessageType
+///     5  flags    u8   bit 0: zero run (pages only); other bits 0
+///     6  reserved u16  0
+///     8  length   u32  payload bytes that follow the header
+///    12  crc      u32  CRC32C of header bytes 0..<12, then of the payload
+public enum StreamFrame {
+    public static let magic: UInt32 = 0x4653_504D
+    public static let headerSize = 16
+    /// The largest payload either side sends or accepts (a run of 8,191 4 KiB pages fits).
+    public static let maxPayload = 32 << 20
+    /// Flag bit 0 of a `pages` frame: the run is all zeros and carries no page bytes.
+    static let zeroFlag: UInt8 = 1
+    /// Bytes of a `pages` payload before the page data (start u64, count u32, reserved u32).
+    static let pagesPrefix = 16
+    /// Bytes of a range-list payload before the ranges (count u32, reserved u32), and per range.
+    static let rangesPrefix = 8, rangeSize = 16
+
+    /// CRC32C of the header's first 12 bytes at `header`, continued over `payload` bytes.
+    static func checksum(header: UnsafeRawPointer, payload: UnsafeRawPointer?, length: Int) -> UInt32 {
+        mp_crc32c(mp_crc32c(0, header, 12), payload, length)
+    }
+}
+
+/// Turns messages into frames, appending to `bytes`, a buffer meant to be reused: write the
+/// frames of one batch, send `bytes`, `removeAll()`, repeat. Knows the page size from the `hello`
+/// it encodes (or from `init`), so that a `pages` run of the wrong size is refused here too.
+public struct FrameEncoder: Sendable {
+    public private(set) var bytes: [UInt8] = []
+    public private(set) var pageSize: Int?
+    /// The largest payload this encoder writes (the peer's decoder must accept it).
+    public let maxPayload: Int
+
+    public init(pageSize: UInt32? = nil, maxPayload: Int = StreamFrame.maxPayload, reservingCapacity capacity: Int = 0) {
+        self.pageSize = pageSize.map(Int.init)
+        self.maxPayload = maxPayload
+        bytes.reserveCapacity(capacity)
+    }
+
+    /// Empties the buffer, keeping its capacity.
+    public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+
+    /// Appends one frame carrying `message`. Throws (appending nothing) when the message cannot
+    /// be sent as is: a payload over the limit or a page run whose bytes do not fit its count.
+    public mutating func append(_ message: StreamMessage) throws(StreamError) {
+        switch message {
+        case let .hello(version, pageSize, pageCount, features):
+            try frame(.hello) { out in
+                out.put(version); out.put(UInt16(0)); out.put(pageSize); out.put(pageCount); out.put(features.rawValue)
+            }
+            self.pageSize = Int(pageSize)
+        case let .helloAck(version):
+            try frame(.helloAck) { out in out.put(version); out.put(UInt16(0)) }
+        case let .pages(start, count, zero, data):
+            try checkRun(count: count, zero: zero, byteCount: data.count)
+            try frame(.pages, flags: zero ? StreamFrame.zeroFlag : 0) { out in
+                out.put(start); out.put(count); out.put(UInt32(0)); out.append(contentsOf: data)
+            }
+        case let .passStart(pass):
+            try frame(.passStart) { out in out.put(pass) }
+        case let .passEnd(pass, pagesSent):
+            try frame(.passEnd) { out in out.put(pass); out.put(UInt32(0)); out.put(pagesSent) }
+        case let .completeAck(verified, detail):
+            try frame(.completeAck) { out in out.append(verified ? 1 : 0); out.append(contentsOf: detail.utf8) }
+        case let .postcopyStart(ranges), let .pageRequest(ranges), let .receivedBitmap(ranges):
+            try frame(message.type) { out in
+                out.put(UInt32(truncatingIfNeeded: ranges.count)); out.put(UInt32(0))
+                for r in ranges { out.put(r.start); out.put(r.count) }
+            }
+        case let .ping(nonce), let .pong(nonce):
+            try frame(message.type) { out in out.put(nonce) }
+        case let .abort(reason):
+            try frame(.abort) { out in out.append(contentsOf: reason.utf8) }
+        case .stopAndCopy, .complete, .postcopyStartAck, .resume, .resumeAck:
+            try frame(message.type) { _ in }
+        }
+    }
+
+    /// Appends a `pages` frame straight from guest memory: `memory` holds `count` pages from
+    /// page `start` (count × pageSize bytes), copied once into the buffer.
+    public mutating func appendPages(start: UInt64, count: UInt32, from memory: UnsafeRawBufferPointer) throws(StreamError) {
+        try checkRun(count: count, zero: false, byteCount: memory.count)
+        try frame(.pages) { out in
+            out.put(start); out.put(count); out.put(UInt32(0)); out.append(contentsOf: memory)
+        }
+    }
+
+    /// Appends the frames that carry `range` of a guest whose memory is `guest` (page p at
+    /// byte p × pageSize): consecutive all-zero pages as zero runs, the others as data runs,
+    /// none longer than a payload allows. Returns how many pages went as zero runs.
+    @discardableResult
+    public mutating func appendRange(_ range: PageRange, of guest: UnsafeRawBufferPointer) throws(StreamError) -> UInt64 {
+        guard let pageSize else { throw StreamError(.malformedPayload, "pages before hello: the page size is not known") }
+        guard range.start <= UInt64(guest.count / pageSize), range.count <= UInt64(guest.count / pageSize) - range.start else {
+            throw StreamError(.malformedPayload, "range \(range) is outside a guest of \(guest.count / pageSize) pages")
+        }
+        let longest = UInt64((maxPayload - StreamFrame.pagesPrefix) / pageSize)
+        var page = range.start, zeroPages: UInt64 = 0
+        while page < range.end {
+            let zero = Self.isZero(guest, page: page, pageSize: pageSize)
+            var end = page + 1
+            while end < range.end, end - page < longest, Self.isZero(guest, page: end, pageSize: pageSize) == zero { end += 1 }
+            let count = UInt32(end - page)
+            if zero {
+                try append(.pages(start: page, count: count, zero: true, bytes: []))
+                zeroPages += UInt64(count)
+            } else {
+                try appendPages(start: page, count: count, from: UnsafeRawBufferPointer(rebasing: guest[Int(page) * pageSize..<Int(end) * pageSize]))
+            }
+            page = end
+        }
+        return zeroPages
+    }
+
+    private static func isZero(_ guest: UnsafeRawBufferPointer, page: UInt64, pageSize: Int) -> Bool {
+        let base = guest.baseAddress! + Int(page) * pageSize
+        var acc: UInt64 = 0
+        for i in stride(from: 0, to: pageSize, by: 8) { acc |= base.loadUnaligned(fromByteOffset: i, as: UInt64.self) }
+        return acc == 0
+    }
+
+    private func checkRun(count: UInt32, zero: Bool, byteCount: Int) throws(StreamError) {
+        guard let pageSize else {
+            throw StreamError(.malformedPayload, "pages before hello: the page size is not known")
+        }
+        let expected = zero ? 0 : Int(count) * pageSize
+        guard count > 0, byteCount == expected else {
+            throw StreamError(.malformedPayload, "a \(zero ? "zero " : "")run of \(count) pages of \(pageSize) bytes must carry \(expected) bytes, not \(byteCount)")
+        }
+    }
+
+    /// Appends a frame of `type` whose payload `body` writes; fills in length and CRC.
+    mutating func frame(_ type: StreamMessageType, flags: UInt8 = 0, body: (inout [UInt8]) -> Void) throws(StreamError) {
+        try rawFrame(type: type.rawValue, flags: flags, body: body)
+    }
+
+    /// A frame with any type byte (tests use it to forge frames the encoder would refuse).
+    mutating func rawFrame(type: UInt8, flags: UInt8, body: (inout [UInt8]) -> Void) throws(StreamError) {
+        let start = bytes.count
+        bytes.put(StreamFrame.magic); bytes.append(type); bytes.append(flags); bytes.put(UInt16(0))
+        bytes.put(UInt32(0)); bytes.put(UInt32(0))
+        body(&bytes)
+        let length = bytes.count - start - StreamFrame.headerSize
+        guard length <= maxPayload else {
+            bytes.removeSubrange(start...)
+            throw StreamError(.lengthOverLimit, "a \(StreamMessageType(rawValue: type).map { "\($0)" } ?? "type-\(type)") payload of \(length) bytes is over the limit of \(maxPayload)")
+        }
+        bytes.withUnsafeMutableBytes { p in
+            let header = p.baseAddress! + start
+            header.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 8, as: UInt32.self)
+            let crc = StreamFrame.checksum(header: header, payload: header + StreamFrame.headerSize, length: length)
+            header.storeBytes(of: crc.littleEndian, toByteOffset: 12, as: UInt32.self)
+        }
+    }
+}
+
+extension [UInt8] {
+    /// Appends `value` little-endian.
+    mutating func put<T: FixedWidthInteger>(_ value: T) {
+        Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
+    }
+}

@@ -1,0 +1,168 @@
+import Testing
+@testable import MigrationEngine
+import Traces
+
+@Suite struct StreamStateTests {
+    static let hello = StreamMessage.hello(version: 2, pageSize: 4096, pageCount: 100, features: [.postcopy, .recovery])
+    static func run(_ n: UInt32, at start: UInt64 = 0) -> StreamMessage { .pages(start: start, count: n, zero: true, bytes: []) }
+
+    /// The detail of the StreamError `body` throws; nil when it throws nothing.
+    func refusal(_ body: () throws -> Void) -> String? {
+        do { try body(); return nil } catch { return (error as? StreamError)?.detail ?? "not a StreamError: \(error)" }
+    }
+
+    @Test func pagesBeforeHelloNameTheState() {
+        var r = StreamReceiverState()
+        #expect(refusal { try r.accept(Self.run(1)) } == "pages is not allowed in state awaiting-hello")
+        #expect(r.state == .failed)
+        // A failed stream accepts nothing more.
+        #expect(refusal { try r.accept(Self.hello) } == "hello is not allowed in state failed")
+    }
+
+    @Test func aPrecopyMigrationRunsBothSidesToCompleted() throws {
+        var r = StreamReceiverState(), s = StreamSenderState()
+        func source(_ m: StreamMessage) throws { try s.send(m); try r.accept(m) }
+        func destination(_ m: StreamMessage) throws { try r.send(m); try s.receive(m) }
+        try source(Self.hello)
+        #expect(r.owedAck == .helloAck)
+        #expect(refusal { try s.send(.passStart(pass: 1)) } == "pass-start is not allowed in state greeting")
+        s = StreamSenderState()
+        try s.send(Self.hello)
+        try destination(.helloAck(version: 2))
+        for pass: UInt32 in 1...2 {
+            try source(.passStart(pass: pass))
+            try source(Self.run(60, at: 0))
+            try source(Self.run(40, at: 60))
+            try source(.ping(nonce: UInt64(pass)))
+            try destination(.pong(nonce: UInt64(pass)))
+            try source(.passEnd(pass: pass, pagesSent: 100))
+        }
+        try source(.stopAndCopy)
+        try source(Self.run(3, at: 7))
+        try source(.complete)
+        #expect(r.state == .completing && s.state == .completing)
+        try destination(.completeAck(verified: true, detail: "100 pages verified"))
+        #expect(r.state == .completed && s.state == .completed)
+    }
+
+    @Test func outOfOrderMessagesAreRefusedWithTheStateNamed() throws {
+        func greeted() throws -> StreamReceiverState {
+            var r = StreamReceiverState()
+            try r.accept(Self.hello)
+            try r.send(.helloAck(version: 2))
+            return r
+        }
+        var r = StreamReceiverState()
+        try r.accept(Self.hello)
+        #expect(refusal { try r.accept(.passStart(pass: 1)) } == "pass-start is not allowed in state precopy: the destination owes hello-ack first")
+        r = try greeted()
+        #expect(refusal { try r.accept(Self.run(1)) } == "pages is not allowed in state precopy: no precopy pass is open")
+        r = try greeted()
+        #expect(refusal { try r.accept(.complete) } == "complete is not allowed in state precopy")
+        r = try greeted()
+        try r.accept(.passStart(pass: 1))
+        #expect(refusal { try r.accept(Self.run(2, at: 99)) } == "pages is not allowed in state precopy: range 99..<101 is outside the guest's 100 pages")
+        r = try greeted()
+        try r.accept(.passStart(pass: 1))
+        try r.accept(Self.run(5))
+        #expect(refusal { try r.accept(.passEnd(pass: 1, pagesSent: 6)) } == "pass-end is not allowed in state precopy: pass 1 says 6 pages were sent, 5 arrived")
+        r = try greeted()
+        try r.accept(.stopAndCopy)
+        #expect(refusal { try r.accept(.passStart(pass: 2)) } == "pass-start is not allowed in state stopped-copy")
+        r = try greeted()
+        try r.accept(.stopAndCopy)
+        try r.accept(.complete)
+        #expect(refusal { try r.accept(Self.run(1)) } == "pages is not allowed in state completing: the destination owes complete-ack first")
+        r = try greeted()
+        #expect(refusal { try r.send(.pageRequest([PageRange(start: 1, count: 1)])) } == "page-request is not allowed in state precopy: the destination may not send it now")
+        var s = StreamSenderState()
+        #expect(refusal { try s.receive(.helloAck(version: 2)) } == "hello-ack is not allowed in state idle: the source does not expect it now")
+    }
+
+    @Test func postcopySurvivesABreakAndNeverGoesBackToPrecopy() throws {
+        var r = StreamReceiverState(), s = StreamSenderState()
+        func source(_ m: StreamMessage) throws { try s.send(m); try r.accept(m) }
+        func destination(_ m: StreamMessage) throws { try r.send(m); try s.receive(m) }
+        try source(Self.hello)
+        try destination(.helloAck(version: 2))
+        try source(.stopAndCopy)
+        try source(.postcopyStart(discard: [PageRange(start: 0, count: 10)]))
+        try destination(.postcopyStartAck)
+        try destination(.pageRequest([PageRange(start: 42, count: 1)]))
+        try source(Self.run(1, at: 42))
+        s.connectionLost()
+        r.connectionLost()
+        #expect(s.state == .paused && r.state == .paused)
+        #expect(refusal { try s.send(.stopAndCopy) } == "stop-and-copy is not allowed in state paused")
+        s = StreamSenderState()  // (the refusal failed it; start again from a fresh break)
+        r = StreamReceiverState()
+        try source(Self.hello)
+        try destination(.helloAck(version: 2))
+        try source(.stopAndCopy)
+        try source(.postcopyStart(discard: []))
+        try destination(.postcopyStartAck)
+        s.connectionLost()
+        r.connectionLost()
+        #expect(refusal { var r2 = r; try r2.accept(.resume) } == "resume is not allowed in state paused")
+        try source(.hello(version: 1, pageSize: 4096, pageCount: 100, features: [.postcopy, .recovery]))
+        try destination(.helloAck(version: 1))
+        #expect(s.state == .reconnected)
+        try source(.resume)
+        #expect(refusal { var r2 = r; try r2.send(.resumeAck) } == "resume-ack is not allowed in state paused: the destination may not send it now")
+        try destination(.receivedBitmap([PageRange(start: 0, count: 50)]))
+        try destination(.resumeAck)
+        #expect(s.received == [PageRange(start: 0, count: 50)])
+        #expect(r.state == .postcopy && s.state == .postcopy)
+        // Version 1 was agreed on this connection: no watchdog.
+        #expect(refusal { var s2 = s; try s2.send(.ping(nonce: 1)) } == "ping is not in protocol version 1 (it came in version 2)")
+        try source(.complete)
+        // A request sent before `complete` reached the destination may cross it.
+        try s.receive(.pageRequest([PageRange(start: 99, count: 1)]))
+        try destination(.completeAck(verified: true, detail: ""))
+        #expect(r.state == .completed && s.state == .completed)
+    }
+
+    @Test func aBreakBeforePostcopyFailsAndAFailedVerificationFails() throws {
+        var r = StreamReceiverState()
+        try r.accept(Self.hello)
+        r.connectionLost()
+        #expect(r.state == .failed && r.failure?.detail == "the connection was lost in state precopy")
+        var s = StreamSenderState()
+        try s.send(Self.hello)
+        try s.receive(.helloAck(version: 2))
+        try s.send(.stopAndCopy)
+        try s.send(.complete)
+        try s.receive(.completeAck(verified: false, detail: "page 3 is stale"))
+        #expect(s.state == .failed && s.failure?.detail.contains("page 3 is stale") == true)
+    }
+
+    @Test func versionsAndFeaturesAreNegotiated() throws {
+        for version: UInt16 in [0, 3] {
+            var r = StreamReceiverState()
+            #expect(throws: StreamError.self) { try r.accept(.hello(version: version, pageSize: 4096, pageCount: 1, features: [])) }
+            #expect(r.failure?.kind == .unsupportedVersion)
+        }
+        var r = StreamReceiverState()
+        try r.accept(.hello(version: 2, pageSize: 4096, pageCount: 8, features: []))
+        #expect(refusal { var r2 = r; try r2.send(.helloAck(version: 1)) } == "hello-ack is not allowed in state precopy: the source offered version 2, not 1")
+        try r.send(.helloAck(version: 2))
+        try r.accept(.stopAndCopy)
+        #expect(refusal { try r.accept(.postcopyStart(discard: [])) } == "postcopy-start is not allowed in state stopped-copy: the source's hello did not offer postcopy")
+        var s = StreamSenderState()
+        try s.send(.hello(version: 2, pageSize: 4096, pageCount: 8, features: []))
+        #expect(refusal { var s2 = s; try s2.receive(.helloAck(version: 1)) } == "hello-ack is not allowed in state greeting: the source does not expect it now")
+        try s.receive(.helloAck(version: 2))
+        #expect(refusal { try s.receive(.pong(nonce: 9)) } == "pong is not allowed in state precopy: the source does not expect it now")
+    }
+
+    @Test func anAbortEndsEitherSide() throws {
+        var r = StreamReceiverState()
+        try r.accept(Self.hello)
+        try r.accept(.abort(reason: "operator cancelled"))
+        #expect(r.state == .failed && r.failure?.kind == .peerAborted)
+        var s = StreamSenderState()
+        try s.send(Self.hello)
+        try s.receive(.abort(reason: "no memory"))
+        #expect(s.state == .failed && s.failure?.detail == "the destination aborted: no memory")
+    }
+}
