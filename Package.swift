@@ -30,6 +30,7 @@ let package = Package(
         .target(name: "Policies", dependencies: ["Migration", "ConvergenceModel", .product(name: "Yams", package: "Yams")], exclude: ["README.md"]),
         .target(name: "WhatIf", dependencies: ["Policies", "Migration", "Traces"], exclude: ["README.md"]),
         // The embedded engine (issue 4): guest, dirty tracking, stream, source, destination.
+        .target(name: "Transport", dependencies: ["CUring", "Migration"], exclude: ["README.md"]),
         .target(name: "MigrationEngine", dependencies: ["Migration", "Traces", "CUring"], exclude: ["README.md"]),
 
         .executableTarget(
@@ -50,6 +51,7 @@ let package = Package(
         .testTarget(name: "TracesTests", dependencies: ["Traces", "CUring"]),
         .testTarget(name: "ConvergenceModelTests", dependencies: ["ConvergenceModel", "Traces", "Migration"]),
         .testTarget(name: "PoliciesTests", dependencies: ["Policies", "Migration"], exclude: ["Malformed"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "Migration", "CUring"]),
         .testTarget(name: "MigrationEngineTests", dependencies: ["MigrationEngine", "Migration", "Traces", "CUring"]),
         .testTarget(name: "WhatIfTests", dependencies: ["WhatIf", "Policies", "Traces", "Migration"]),
         .testTarget(name: "EndToEndTests", dependencies: ["migpilot"]),
