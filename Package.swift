@@ -43,6 +43,7 @@ let package = Package(
 
         // Benchmarks (release builds; see Benchmarks/README.md).
         .executableTarget(name: "migpilot-trace-bench", dependencies: ["Traces", "Migration"], path: "Benchmarks/TraceBench"),
+        .executableTarget(name: "migpilot-transport-bench", dependencies: ["Transport", "Migration"], path: "Benchmarks/TransportBench"),
         .executableTarget(name: "migpilot-model-bench", dependencies: ["ConvergenceModel", "Traces", "Migration"], path: "Benchmarks/ModelBench"),
 
         .testTarget(name: "CUringTests", dependencies: ["CUring"]),

@@ -64,7 +64,7 @@ public struct TransportOptions: Sendable, Equatable {
     public var receiveTimeout: Double? = nil
     /// Large sends and `receiveAll` are cut into `chunkSize` pieces, `inFlight` of them queued
     /// on io_uring at once as one ordered (linked) chain.
-    public var chunkSize = 1 << 20
+    public var chunkSize = 256 << 10
     public var inFlight = 4
     /// `exec:`: how long the command has to end after SIGTERM before SIGKILL.
     public var killGrace: Double = 2
