@@ -15,6 +15,10 @@ public protocol ByteChannel: AnyObject, Sendable {
     /// Tells the peer that nothing more will be sent (it receives end of stream); receiving
     /// goes on.
     func shutdownWrite() throws(TransportError)
+    /// Breaks the link from any thread: a send or receive blocked in another thread returns
+    /// (end of stream or an error) at once. Sockets are shut both ways; an `exec:` command is
+    /// ended. The channel still needs `close()`.
+    func abort()
     /// Releases the channel (for `exec:`, ends and reaps the command). Safe to call twice.
     func close()
 }

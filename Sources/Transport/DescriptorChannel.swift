@@ -70,6 +70,12 @@ public final class DescriptorChannel: ByteChannel, @unchecked Sendable {
         return childStatus(waiting: true)
     }
 
+    /// Ends an `exec:` command (its pipes then close); for `stdio` and `file:` nothing to do:
+    /// their reads and writes do not block for long.
+    public func abort() {
+        if child != nil { endCommand() }
+    }
+
     public func close() {
         let first = state.locked { () -> Bool in
             guard !closed else { return false }

@@ -104,6 +104,12 @@ public final class SocketChannel: ByteChannel, @unchecked Sendable {
         try on(uri) { () throws(TransportError) in try Sys.shutdown(descriptor, Int32(SHUT_WR)) }
     }
 
+    public func abort() {
+        closing.locked {
+            if !closed { _ = try? Sys.shutdown(descriptor, Int32(SHUT_RDWR)) }
+        }
+    }
+
     public func close() {
         closing.locked {
             guard !closed else { return }

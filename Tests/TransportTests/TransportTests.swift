@@ -136,6 +136,20 @@ private func unixPath(_ name: String) -> String { "/tmp/migpilot-transport-\(get
     #expect(try buffer.withUnsafeMutableBytes { b throws in try client.receiveAll(into: b[0..<10].rebased()) } == 10)
 }
 
+@Test func abortWakesAReceiverBlockedInAnotherThread() throws {
+    let (client, server, listener) = try connectedPair(loopback)
+    defer { listener.close(); client.close(); server.close() }
+    let receiver = Worker { () throws -> Int in
+        var buffer = [UInt8](repeating: 0, count: MiB)
+        return try buffer.withUnsafeMutableBytes { b throws in try client.receiveAll(into: b) }
+    }
+    usleep(100_000)
+    let start = now()
+    client.abort()
+    #expect(try receiver.join() == 0)
+    #expect(now() - start < 5)
+}
+
 @Test func keepaliveAndUserTimeoutAreSetOnBothEnds() throws {
     var options = TransportOptions()
     options.keepAlive = .init(idle: 7, interval: 3, count: 4)
