@@ -300,13 +300,12 @@ final class Ring {
     func submit(collecting count: Int, call: String) throws(TransportError) -> [(tag: UInt64, result: Int32)] {
         var out: [(tag: UInt64, result: Int32)] = []
         out.reserveCapacity(count)
-        var submitted = false
         while out.count < count {
-            let rc = submitted ? mp_ring_submit_and_wait(ring, 1) : mp_ring_submit_and_wait(ring, UInt32(count))
+            // Wait for what is still missing (an EINTR may come after some have arrived).
+            let rc = mp_ring_submit_and_wait(ring, UInt32(count - out.count))
             if rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY {
                 throw TransportError(call: "io_uring_enter(\(call))", errno: -rc)
             }
-            if rc >= 0 { submitted = true }
             var tag: UInt64 = 0, result: Int32 = 0
             while out.count < count, mp_ring_next_completion(ring, &tag, &result) == 1 { out.append((tag, result)) }
         }

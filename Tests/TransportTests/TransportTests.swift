@@ -66,9 +66,21 @@ private func unixPath(_ name: String) -> String { "/tmp/migpilot-transport-\(get
 }
 
 @Test func connectingToAClosedPortNamesConnectAndECONNREFUSED() throws {
-    let listener = try Transport.listen(loopback)
-    let port = try #require(listener.port)
-    listener.close()
+    // A socket bound to a kernel-chosen port but not listening: connections are refused, and
+    // since it keeps the port, no test running meanwhile can take it.
+    let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(holder) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    try withUnsafeMutablePointer(to: &address) { p in
+        try p.withMemoryRebound(to: sockaddr.self, capacity: 1) { a in
+            try #require(bind(holder, a, length) == 0)
+            try #require(getsockname(holder, a, &length) == 0)
+        }
+    }
+    let port = UInt16(bigEndian: address.sin_port)
     let uri = MigrationURI.tcp(host: "127.0.0.1", port: port)
     let error = #expect(throws: TransportError.self) { try Transport.connect(uri) }
     #expect(error?.call == "connect")
