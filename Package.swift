@@ -29,6 +29,8 @@ let package = Package(
         // Policy files (docs/policies.md), the pure PolicyEngine and the MigrationDriver loop.
         .target(name: "Policies", dependencies: ["Migration", "ConvergenceModel", .product(name: "Yams", package: "Yams")], exclude: ["README.md"]),
         .target(name: "WhatIf", dependencies: ["Policies", "Migration", "Traces"], exclude: ["README.md"]),
+        // Byte channels for the migration stream: tcp (io_uring), unix, exec, stdio, file.
+        .target(name: "Transport", dependencies: ["CUring", "Migration"], exclude: ["README.md"]),
         // The embedded engine (issue 4): guest, dirty tracking, stream, source, destination.
         .target(name: "MigrationEngine", dependencies: ["Migration", "Traces", "CUring"], exclude: ["README.md"]),
 
@@ -43,6 +45,7 @@ let package = Package(
         // Benchmarks (release builds; see Benchmarks/README.md).
         .executableTarget(name: "migpilot-trace-bench", dependencies: ["Traces", "Migration"], path: "Benchmarks/TraceBench"),
         .executableTarget(name: "migpilot-stream-bench", dependencies: ["MigrationEngine"], path: "Benchmarks/StreamBench"),
+        .executableTarget(name: "migpilot-transport-bench", dependencies: ["Transport", "Migration"], path: "Benchmarks/TransportBench"),
         .executableTarget(name: "migpilot-model-bench", dependencies: ["ConvergenceModel", "Traces", "Migration"], path: "Benchmarks/ModelBench"),
         .executableTarget(name: "migpilot-guest-bench", dependencies: ["MigrationEngine", "Traces"], path: "Benchmarks/GuestBench"),
 
@@ -52,6 +55,7 @@ let package = Package(
         .testTarget(name: "TracesTests", dependencies: ["Traces", "CUring"]),
         .testTarget(name: "ConvergenceModelTests", dependencies: ["ConvergenceModel", "Traces", "Migration"]),
         .testTarget(name: "PoliciesTests", dependencies: ["Policies", "Migration"], exclude: ["Malformed"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "Migration", "CUring"]),
         .testTarget(name: "MigrationEngineTests", dependencies: ["MigrationEngine", "Migration", "Traces", "CUring"]),
         .testTarget(name: "WhatIfTests", dependencies: ["WhatIf", "Policies", "Traces", "Migration"]),
         .testTarget(name: "EndToEndTests", dependencies: ["migpilot"]),

@@ -6,6 +6,8 @@
 
 struct mp_ring {
     struct io_uring ring;
+    struct io_uring_sqe *last;       // the SQE prepared last, for mp_ring_link_last
+    struct __kernel_timespec timeout; // read by the kernel at submission
 };
 
 mp_ring *mp_ring_create(unsigned entries, unsigned flags, int *error) {
@@ -36,6 +38,7 @@ int mp_ring_prep_read(mp_ring *r, int fd, void *buf, unsigned len, uint64_t offs
     if (!sqe) return -EBUSY;
     io_uring_prep_read(sqe, fd, buf, len, offset);
     io_uring_sqe_set_data64(sqe, user_data);
+    r->last = sqe;
     return 0;
 }
 
@@ -44,6 +47,7 @@ int mp_ring_prep_write(mp_ring *r, int fd, const void *buf, unsigned len, uint64
     if (!sqe) return -EBUSY;
     io_uring_prep_write(sqe, fd, buf, len, offset);
     io_uring_sqe_set_data64(sqe, user_data);
+    r->last = sqe;
     return 0;
 }
 
@@ -52,6 +56,7 @@ int mp_ring_prep_send(mp_ring *r, int fd, const void *buf, size_t len, int flags
     if (!sqe) return -EBUSY;
     io_uring_prep_send(sqe, fd, buf, len, flags);
     io_uring_sqe_set_data64(sqe, user_data);
+    r->last = sqe;
     return 0;
 }
 
@@ -60,6 +65,7 @@ int mp_ring_prep_recv(mp_ring *r, int fd, void *buf, size_t len, int flags, uint
     if (!sqe) return -EBUSY;
     io_uring_prep_recv(sqe, fd, buf, len, flags);
     io_uring_sqe_set_data64(sqe, user_data);
+    r->last = sqe;
     return 0;
 }
 
@@ -76,4 +82,19 @@ int mp_ring_next_completion(mp_ring *r, uint64_t *user_data, int32_t *result) {
     *result = cqe->res;
     io_uring_cqe_seen(&r->ring, cqe);
     return 1;
+}
+
+void mp_ring_link_last(mp_ring *r) {
+    if (r->last) r->last->flags |= IOSQE_IO_LINK;
+}
+
+int mp_ring_prep_link_timeout(mp_ring *r, uint64_t nanoseconds, uint64_t user_data) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    if (!sqe) return -EBUSY;
+    r->timeout.tv_sec = (long long)(nanoseconds / 1000000000ULL);
+    r->timeout.tv_nsec = (long long)(nanoseconds % 1000000000ULL);
+    io_uring_prep_link_timeout(sqe, &r->timeout, 0);
+    io_uring_sqe_set_data64(sqe, user_data);
+    r->last = sqe;
+    return 0;
 }

@@ -132,6 +132,14 @@ int mp_ring_prep_recv(mp_ring *ring, int fd, void *buf, size_t len, int flags, u
 /// submitted or -errno.
 int mp_ring_submit_and_wait(mp_ring *ring, unsigned wait_for);
 
+/// Make the SQE prepared last run before the next one (IOSQE_IO_LINK): a linked chain runs in
+/// order, and a failure or short result cancels the rest of it (-ECANCELED).
+void mp_ring_link_last(mp_ring *ring);
+
+/// A timeout for the SQE prepared just before (which must be linked with mp_ring_link_last):
+/// that operation is cancelled (-ECANCELED) if it has not completed after `nanoseconds`.
+int mp_ring_prep_link_timeout(mp_ring *ring, uint64_t nanoseconds, uint64_t user_data);
+
 /// Take one completion if there is one: 1 with its user data and result, 0 if none, or -errno.
 int mp_ring_next_completion(mp_ring *ring, uint64_t *user_data, int32_t *result);
 
