@@ -120,19 +120,8 @@ public final class ChildProcess {
     public init(_ arguments: [String]) throws(SystemCallError) {
         var cArgs: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for a in cArgs { free(a) } }
-        // A clean signal state: whatever mask or ignored signals we inherited, the command gets
-        // the defaults, so that SIGTERM ends it.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t(), all = sigset_t()
-        sigemptyset(&none)
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var child: pid_t = 0
-        let rc = posix_spawnp(&child, arguments[0], nil, &attributes, &cArgs, environ)
+        var child: Int32 = 0
+        let rc = mp_spawn(&cArgs, 1, -1, -1, &child)
         guard rc == 0 else { throw SystemCallError(call: "posix_spawnp(\(arguments[0]))", errno: rc) }
         pid = child
     }

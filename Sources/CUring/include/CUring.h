@@ -102,6 +102,13 @@ struct mp_iovec {
 long mp_process_vm_readv(int pid, const struct mp_iovec *local, unsigned long local_count,
                          const struct mp_iovec *remote, unsigned long remote_count);
 
+// MARK: processes
+
+/// Starts `argv[0]` (looked up in PATH when `search_path`; `argv` ends with NULL) with an empty
+/// signal mask and every signal at its default; its stdin and stdout become `stdin_fd` and
+/// `stdout_fd` when they are ≥ 0. Returns 0 with the child's pid, or an errno.
+int mp_spawn(char *const argv[], int search_path, int stdin_fd, int stdout_fd, int *pid);
+
 // MARK: checksums
 
 /// CRC32C (Castagnoli) of `len` bytes, continuing from `crc` (0 to start). Uses the SSE4.2
