@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bin=${1:-.build/release/migpilot}
 bench=$(dirname "$bin")/migpilot-trace-bench
 scripts/ensure-packages.sh hyperfine gcc >/dev/null
-[[ -x $bench ]] || swift build -c release --product migpilot-trace-bench >/dev/null
+swift build -c release --product migpilot-trace-bench --product migpilot-stream-bench --product migpilot-guest-bench >/dev/null 2>&1 || swift build -c release >/dev/null
 tmp=$(mktemp -d)
 cleanup() { [[ -n ${dirtier_pid:-} ]] && kill "$dirtier_pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
@@ -74,5 +74,12 @@ done
 
 echo
 echo "== dirty tracking in the guest (issue 4): page-write armed vs not, collect() on 1 GiB, 100k pages/s workload"
-swift build -c release --product migpilot-guest-bench >/dev/null
 "$(dirname "$bin")/migpilot-guest-bench"
+echo
+
+echo "== migration stream (issue 4): encode/decode of page runs on one core, against memcpy"
+"$(dirname "$bin")/migpilot-stream-bench"
+echo
+
+echo "== transport (issue 4): tcp over loopback (io_uring) against iperf3 in the same run"
+Benchmarks/transport.sh 1
