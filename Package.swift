@@ -32,7 +32,7 @@ let package = Package(
         // Byte channels for the migration stream: tcp (io_uring), unix, exec, stdio, file.
         .target(name: "Transport", dependencies: ["CUring", "Migration"], exclude: ["README.md"]),
         // The embedded engine (issue 4): guest, dirty tracking, stream, source, destination.
-        .target(name: "MigrationEngine", dependencies: ["Migration", "Traces", "CUring"], exclude: ["README.md"]),
+        .target(name: "MigrationEngine", dependencies: ["Migration", "Transport", "Traces", "CUring"], exclude: ["README.md"]),
 
         .executableTarget(
             name: "migpilot",
@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "ConvergenceModelTests", dependencies: ["ConvergenceModel", "Traces", "Migration"]),
         .testTarget(name: "PoliciesTests", dependencies: ["Policies", "Migration"], exclude: ["Malformed"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "Migration", "CUring"]),
-        .testTarget(name: "MigrationEngineTests", dependencies: ["MigrationEngine", "Migration", "Traces", "CUring"]),
+        .testTarget(name: "MigrationEngineTests", dependencies: ["MigrationEngine", "Transport", "Migration", "Traces", "CUring"]),
         .testTarget(name: "WhatIfTests", dependencies: ["WhatIf", "Policies", "Traces", "Migration"]),
         .testTarget(name: "EndToEndTests", dependencies: ["migpilot"]),
     ],

@@ -1,0 +1,45 @@
+import Transport
+
+/// Frames over a byte channel: messages out through a `FrameEncoder` (flushed in large writes),
+/// messages in through an incremental `FrameDecoder`. One per side of a migration.
+final class StreamConnection {
+    let channel: any ByteChannel
+    var encoder: FrameEncoder
+    var decoder: FrameDecoder
+    private(set) var bytesSent: UInt64 = 0
+    /// Flush the encoder once it holds this much.
+    static let flushBytes = 4 << 20
+
+    init(channel: any ByteChannel, pageSize: UInt32? = nil) {
+        self.channel = channel
+        encoder = FrameEncoder(pageSize: pageSize, reservingCapacity: Self.flushBytes + StreamFrame.maxPayload)
+        decoder = FrameDecoder(pageSize: pageSize)
+    }
+
+    func send(_ message: StreamMessage) throws {
+        try encoder.append(message)
+        try flushIfFull()
+    }
+
+    func flushIfFull() throws { if encoder.bytes.count >= Self.flushBytes { try flush() } }
+
+    func flush() throws {
+        guard !encoder.bytes.isEmpty else { return }
+        try encoder.bytes.withUnsafeBytes { bytes in try channel.send(bytes) }
+        bytesSent += UInt64(encoder.bytes.count)
+        encoder.removeAll()
+    }
+
+    /// The next message, reading from the channel as needed; `pages` data goes to `pages` in
+    /// place. Nil at the end of the stream (after checking it did not end inside a frame).
+    func receive(pages: FrameDecoder.PagesInPlace = { _, _, _, _ in }) throws -> StreamMessage? {
+        while true {
+            if let message = try decoder.next(pagesInPlace: pages) { return message }
+            let n = try decoder.receive(atMost: 1 << 20) { buffer in try channel.receive(into: buffer) }
+            if n == 0 {
+                try decoder.finish()
+                return nil
+            }
+        }
+    }
+}
