@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "ConvergenceModelTests", dependencies: ["ConvergenceModel", "Traces", "Migration"]),
         .testTarget(name: "PoliciesTests", dependencies: ["Policies", "Migration"], exclude: ["Malformed"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "Migration", "CUring"]),
-        .testTarget(name: "MigrationEngineTests", dependencies: ["MigrationEngine", "Transport", "Migration", "Traces", "CUring"]),
+        .testTarget(name: "MigrationEngineTests", dependencies: ["MigrationEngine", "Policies", "Transport", "Migration", "Traces", "CUring"]),
         .testTarget(name: "WhatIfTests", dependencies: ["WhatIf", "Policies", "Traces", "Migration"]),
         .testTarget(name: "EndToEndTests", dependencies: ["migpilot"]),
     ],

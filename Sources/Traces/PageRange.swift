@@ -31,7 +31,9 @@ extension Array where Element == PageRange {
         }
         return out
     }
+}
 
+extension Sequence where Element == PageRange {
     /// The number of pages the ranges cover.
     public var pageCount: UInt64 { reduce(0) { $0 + $1.count } }
 }
