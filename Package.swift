@@ -37,7 +37,7 @@ let package = Package(
         .executableTarget(
             name: "migpilot",
             dependencies: [
-                "Migration", "Traces", "Policies", "WhatIf",
+                "Migration", "Traces", "Policies", "WhatIf", "Transport", "MigrationEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -184,3 +184,59 @@ import Testing
         #expect(missing.stderr.contains("points are in no shard"))
     }
 }
+
+/// migrate and incoming as a user runs them: real guests, real sockets, real processes.
+@Suite(.serialized) struct MigrateCommandTests {
+    let e2e = TraceCommandTests()
+    var root: URL { TraceCommandTests.packageRoot }
+
+    @Test func theEmbeddedDefaultMigratesAndVerifiesEveryPage() throws {
+        let run = try e2e.migpilot(["migrate", "--policy", root.appendingPathComponent("policies/precopy.yaml").path,
+                                    "--memory", "32MiB", "--workload", "fill:16MiB", "--workload", "uniform:rate=2000", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let lines = run.stdout.split(separator: "\n")
+        let last = try #require(try JSONSerialization.jsonObject(with: Data(lines.last!.utf8)) as? [String: Any])
+        #expect(last["status"] as? String == "completed")
+        #expect(last["verified"] as? Bool == true)
+        for key in ["total_time_s", "downtime_s", "transferred_bytes", "passes", "postcopy_time_s", "remote_faults", "recoveries"] {
+            #expect(last.keys.contains(key), "missing \(key)")
+        }
+        // The decisions come first, one JSON object a line, with QEMU's state names.
+        let first = try #require(try JSONSerialization.jsonObject(with: Data(lines.first!.utf8)) as? [String: Any])
+        #expect((first["status"] as? [String: Any])?["status"] as? String == "active")
+        #expect(run.stderr.contains("dirty tracking: "))
+    }
+
+    @Test func incomingInAnotherProcessReceivesOverAUnixSocket() throws {
+        let socket = FileManager.default.temporaryDirectory.appendingPathComponent("migpilot-e2e-\(UUID().uuidString).sock").path
+        let incoming = Process()
+        incoming.executableURL = URL(fileURLWithPath: TraceCommandTests.binary)
+        incoming.arguments = ["incoming", "unix:\(socket)", "--memory", "16MiB"]
+        let err = Pipe()
+        incoming.standardError = err
+        try incoming.run()
+        defer { if incoming.isRunning { incoming.terminate() } }
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { usleep(20_000) }
+        let run = try e2e.migpilot(["migrate", "--to", "unix:\(socket)", "--memory", "16MiB", "--workload", "uniform:rate=1000"])
+        incoming.waitUntilExit()
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("verified    yes"))
+        #expect(incoming.terminationStatus == 0)
+        #expect(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("every stamp intact"))
+    }
+
+    @Test func aPolicyThatSwitchesToPostcopyStopsWithAClearError() throws {
+        let run = try e2e.migpilot(["migrate", "--policy", root.appendingPathComponent("policies/libvirt-postcopy-after-precopy.yaml").path,
+                                    "--memory", "16MiB", "--workload", "uniform:rate=20000", "--bandwidth", "100Mbit/s"])
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("postcopy is not built yet"), "\(run.stderr)")
+    }
+
+    @Test func wrongFlagsSayWhatWasExpected() throws {
+        let run = try e2e.migpilot(["migrate", "--workload", "uniform:speed=3"])
+        #expect(run.status == 64)
+        #expect(run.stderr.contains("expected uniform:rate=PAGES_PER_S"), "\(run.stderr)")
+        let bad = try e2e.migpilot(["incoming", "rdma:host:1", "--memory", "1MiB"])
+        #expect(bad.status == 64)
+    }
+}
