@@ -1,5 +1,4 @@
 import Dispatch
-import Glibc
 import Migration
 import Traces
 import Transport
@@ -58,7 +57,8 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         pageBytes = Double(guest.memory.pageSize + StreamFrame.pagesPrefix)
     }
 
-    private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    /// The clock `Monitor.wait(untilMonotonic:)` waits on.
+    private static func now() -> UInt64 { Sys.monotonicNanoseconds() }
 
     // MARK: MigrationControl
 
@@ -269,7 +269,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         guard let origin else { return }
         let due = origin.nanoseconds + UInt64(Double(sent - origin.bytes) / cap * 1e9)
         let now = Self.now()
-        if due > now { usleep(UInt32(min(due - now, 1_000_000_000) / 1000)) }
+        if due > now { Sys.sleep(nanoseconds: min(due - now, 1_000_000_000)) }
     }
 
     private func stopAndCopy(_ stream: inout StreamSenderState, pending: inout PageBitmap) throws {

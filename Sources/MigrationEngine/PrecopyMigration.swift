@@ -1,4 +1,3 @@
-import Dispatch
 import Traces
 import Transport
 
@@ -32,7 +31,7 @@ public final class PrecopySource {
     }
 
     public func run(stopAtPages: UInt64, maxPasses: Int = 30) throws -> PrecopyReport {
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = Sys.monotonicNanoseconds()
         let memory = guest.memory
         var state = StreamSenderState()
         try exchange(&state, .hello(version: StreamVersion.current, pageSize: UInt32(memory.pageSize), pageCount: memory.pageCount, features: []))
@@ -53,7 +52,7 @@ public final class PrecopySource {
         }
 
         // Stop-and-copy: writers parked at a safe point, then whatever they wrote since.
-        let stop = DispatchTime.now().uptimeNanoseconds
+        let stop = Sys.monotonicNanoseconds()
         guest.pause()
         ranges.append(contentsOf: try tracker.collect())
         var final = PageBitmap(pages: memory.pageCount)
@@ -63,7 +62,7 @@ public final class PrecopySource {
         try exchange(&state, .complete)
         try connection.flush()
         guard case let .completeAck(verified, detail) = try expect(&state) else { throw StreamError(.unexpectedMessage, "expected complete-ack") }
-        let end = DispatchTime.now().uptimeNanoseconds
+        let end = Sys.monotonicNanoseconds()
         return PrecopyReport(pagesPerPass: perPass, bytesSent: connection.bytesSent, totalSeconds: Double(end - start) / 1e9,
                              downtimeSeconds: Double(end - stop) / 1e9, destinationVerified: verified, destinationDetail: detail)
     }

@@ -93,17 +93,9 @@ enum Sys {
         return entries.map { $0.revents != 0 }
     }
 
-    static func monotonicNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
+    static func monotonicNanoseconds() -> UInt64 { mp_monotonic_ns() }
 
-    static func sleep(nanoseconds: UInt64) {
-        var left = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
-        var rest = timespec()
-        while nanosleep(&left, &rest) != 0 && Glibc.errno == EINTR { left = rest }
-    }
+    static func sleep(nanoseconds: UInt64) { mp_sleep_ns(nanoseconds) }
 
     // MARK: threads
 

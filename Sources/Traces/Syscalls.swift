@@ -90,11 +90,7 @@ enum Sys {
         }
     }
 
-    static func monotonicNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
+    static func monotonicNanoseconds() -> UInt64 { mp_monotonic_ns() }
 
     static func realtimeNanoseconds() -> Int64 {
         var ts = timespec()
@@ -102,11 +98,7 @@ enum Sys {
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 
-    static func sleep(nanoseconds: UInt64) {
-        var left = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
-        var rest = timespec()
-        while nanosleep(&left, &rest) != 0 && Glibc.errno == EINTR { left = rest }
-    }
+    static func sleep(nanoseconds: UInt64) { mp_sleep_ns(nanoseconds) }
 
     static func processExists(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 || Glibc.errno == EPERM }
 }

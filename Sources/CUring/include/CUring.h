@@ -102,6 +102,13 @@ struct mp_iovec {
 long mp_process_vm_readv(int pid, const struct mp_iovec *local, unsigned long local_count,
                          const struct mp_iovec *remote, unsigned long remote_count);
 
+// MARK: time
+
+/// CLOCK_MONOTONIC in nanoseconds (the clock the engine's condition variables wait on).
+uint64_t mp_monotonic_ns(void);
+/// Sleeps `ns` nanoseconds, resuming after a signal.
+void mp_sleep_ns(uint64_t ns);
+
 // MARK: processes
 
 /// Starts `argv[0]` (looked up in PATH when `search_path`; `argv` ends with NULL) with an empty
