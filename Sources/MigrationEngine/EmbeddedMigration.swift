@@ -39,7 +39,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     /// Transfer rate over the last complete half-second window (QEMU's mbps is likewise recent).
     private var measuredBandwidth = 0.0
     private var window: (nanoseconds: UInt64, bytes: UInt64)?
-    /// Pacing starts at the first byte of data, not at the hello.
+    /// Pacing starts at the first byte of data, not at the hello, and again after a stall.
     private var paceOrigin: (nanoseconds: UInt64, bytes: UInt64)?
     private var downtimeLimit = 0.3
     private var bandwidthCap: Double?
@@ -269,7 +269,13 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         guard let origin else { return }
         let due = origin.nanoseconds + UInt64(Double(sent - origin.bytes) / cap * 1e9)
         let now = Self.now()
-        if due > now { Sys.sleep(nanoseconds: min(due - now, 1_000_000_000)) }
+        if due > now {
+            Sys.sleep(nanoseconds: min(due - now, 1_000_000_000))
+        } else if now - due > 100_000_000 {
+            // Behind by more than 100 ms (the sender was starved): start counting again rather
+            // than burst above the cap to catch up.
+            monitor.locked { paceOrigin = (now, sent) }
+        }
     }
 
     private func stopAndCopy(_ stream: inout StreamSenderState, pending: inout PageBitmap) throws {

@@ -185,6 +185,8 @@ private final class Runner: @unchecked Sendable {
     /// Writes `page` (relative to this runner's share) after the safe point; throws to stop.
     @inline(__always)
     func write(_ page: UInt64) throws(Stop) {
+        // About to park: count what was written first, so that a paused guest's count is exact.
+        if control.pauseRequested.load(ordering: .relaxed) { flushCount() }
         paused += control.checkpoint()
         if control.stopRequested.load(ordering: .relaxed) { throw Stop() }
         let p = pages.start + page
@@ -197,6 +199,7 @@ private final class Runner: @unchecked Sendable {
     /// Sleeps until guest time `deadline`, counted as parked meanwhile (nothing is mid-write),
     /// so that `pause()` need not wait for the sleep to end; stays parked while paused.
     func sleep(until deadline: UInt64) throws(Stop) {
+        flushCount()  // parked while asleep: the count must be exact if a pause comes
         let stopped = control.monitor.locked { () -> Bool in
             control.parked += 1
             control.monitor.broadcast()
