@@ -228,16 +228,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                 remaining -= min(remaining, chunk.count)
                 let now = Self.now()
                 if paceOrigin == nil { paceOrigin = (now, transferred - bytes) }
-                if let w = window {
-                    if now - w.nanoseconds >= 500_000_000 {
-                        measuredBandwidth = Double(transferred - w.bytes) / (Double(now - w.nanoseconds) / 1e9)
-                        window = (now, transferred)
-                    } else if measuredBandwidth == 0 {
-                        measuredBandwidth = Double(transferred - w.bytes) / max(1e-3, Double(now - w.nanoseconds) / 1e9)
-                    }
-                } else {
-                    window = (now, transferred - bytes)
-                }
+                if window == nil { window = (now, transferred - bytes) }
                 // QEMU's estimate: what is left of this pass against bandwidth × downtime limit.
                 let threshold = UInt64(measuredBandwidth * downtimeLimit / pageBytes)
                 if !thresholdReported, remaining <= threshold {
@@ -248,6 +239,23 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                 return bandwidthCap
             }
             if let cap { try pace(cap) }
+            measureBandwidth()
+        }
+    }
+
+    /// After a chunk has been sent and paced: the rate over the current window, replaced every
+    /// half second (QEMU's mbps is likewise recent). Measured after the pacing sleep, so that a
+    /// chunk is never counted before the time it is allowed; no figure from under 100 ms.
+    private func measureBandwidth() {
+        monitor.locked {
+            guard let w = window else { return }
+            let now = Self.now(), seconds = Double(now - w.nanoseconds) / 1e9
+            if seconds >= 0.5 {
+                measuredBandwidth = Double(transferred - w.bytes) / seconds
+                window = (now, transferred)
+            } else if measuredBandwidth == 0, seconds >= 0.1 {
+                measuredBandwidth = Double(transferred - w.bytes) / seconds
+            }
         }
     }
 
