@@ -73,6 +73,24 @@ int mp_uffd_writeprotect(int fd, uint64_t start, uint64_t len, int protect) {
     return ioctl(fd, UFFDIO_WRITEPROTECT, &wp);
 }
 
+int64_t mp_uffd_copy(int fd, uint64_t dst, const void *src, uint64_t len) {
+    struct uffdio_copy copy = {.dst = dst, .src = (uint64_t)(uintptr_t)src, .len = len, .mode = 0};
+    if (ioctl(fd, UFFDIO_COPY, &copy) == 0) return copy.copy;
+    int saved = errno;
+    if (copy.copy > 0) return copy.copy;  // a partial copy: the caller goes on after it
+    errno = saved;
+    return -1;
+}
+
+int64_t mp_uffd_zeropage(int fd, uint64_t dst, uint64_t len) {
+    struct uffdio_zeropage zero = {.range = {.start = dst, .len = len}, .mode = 0};
+    if (ioctl(fd, UFFDIO_ZEROPAGE, &zero) == 0) return zero.zeropage;
+    int saved = errno;
+    if (zero.zeropage > 0) return zero.zeropage;
+    errno = saved;
+    return -1;
+}
+
 int mp_uffd_read_fault(int fd, uint64_t *address, uint64_t *flags) {
     struct uffd_msg msg;
     ssize_t n = read(fd, &msg, sizeof msg);

@@ -14,18 +14,23 @@ public struct EngineError: Error, CustomStringConvertible, Sendable {
 /// channel with QEMU's mechanics: pass 1 sends every page, each next pass what the dirty
 /// tracker saw written; the `pending-below-threshold` event fires when what is left of a pass
 /// fits the downtime limit at the measured bandwidth; `complete` closes the pass, syncs, and
-/// stops the guest for the final copy only if the pending pages fit. Postcopy is not built yet
-/// and is refused with an error saying so.
+/// stops the guest for the final copy only if the pending pages fit. `startPostcopy` stops the
+/// guest at the next chunk, sends its device state, stamps and the stale pages to drop, and
+/// once the destination runs the guest pushes the rest in the background, pages the
+/// destination's guest faulted on first (a return-path thread reads its requests).
 public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     // @unchecked: every mutable field below is read and written under `monitor` only; the
-    // stream itself belongs to the sender thread.
+    // connection's encoder belongs to the sender thread, its decoder to whichever thread reads
+    // the return path (the caller of `start`, then the return-path thread in postcopy).
     private let guest: Guest
     private let tracker: any DirtyTracker
     private let connection: StreamConnection
     private let monitor = Monitor()
     private let pageBytes: Double
 
-    private enum Request { case none, complete(UInt64?), cancel(String) }
+    private enum Request { case none, complete(UInt64?), postcopy, cancel(String) }
+    /// The source's protocol state, shared by the sender and the return-path thread.
+    private var stream = StreamSenderState()
     private var request = Request.none
     private var completeAnswer: Bool?
     private var state = MigrationState.none
@@ -45,9 +50,23 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     private var bandwidthCap: Double?
     private var downtime: Double?
     private var failure: String?
+    /// Postcopy: when the guest stopped here, pages the destination asked for not yet served,
+    /// and the destination's pages requested so far (QEMU's postcopy-requests).
+    private var postcopyFrom: UInt64?
+    private var postcopyEnd: UInt64?
+    private var urgent: [PageRange] = []
+    private var requestedPages: UInt64 = 0
+    private var completeAck: StreamMessage?
+    private var returnPathFailure: String?
     /// The destination's answer to `complete`: its own stamp check.
     public private(set) var destinationVerified: Bool?
     public private(set) var destinationDetail: String?
+    /// From the switch to postcopy to the end; nil when the migration stayed in precopy.
+    public var postcopySeconds: Double? {
+        monitor.locked { postcopyFrom.map { Double((postcopyEnd ?? Self.now()) - $0) / 1e9 } }
+    }
+    /// Pages the destination's guest faulted on and asked for (QEMU's postcopy-requests).
+    public var remoteFaults: UInt64 { monitor.locked { requestedPages } }
     private let finished = DispatchSemaphore(value: 0)
 
     public init(guest: Guest, tracker: any DirtyTracker, channel: any ByteChannel) {
@@ -69,23 +88,18 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
             startNanoseconds = Self.now()
             lastSyncNanoseconds = startNanoseconds
         }
-        var streamState = StreamSenderState()
         let memory = guest.memory
-        try streamState.send(.hello(version: StreamVersion.current, pageSize: UInt32(memory.pageSize), pageCount: memory.pageCount, features: []))
-        try connection.send(.hello(version: StreamVersion.current, pageSize: UInt32(memory.pageSize), pageCount: memory.pageCount, features: []))
+        try frame(.hello(version: StreamVersion.current, pageSize: UInt32(memory.pageSize), pageCount: memory.pageCount, features: [.postcopy]))
         try connection.flush()
-        guard let ack = try connection.receive() else { throw EngineError("the destination closed the stream before hello-ack") }
-        try streamState.receive(ack)
+        _ = try expectReply("hello-ack")
         monitor.locked {
             state = .active
             pass = 1
             remaining = memory.pageCount
             events.append(.stateChanged)
         }
-        let opened = streamState
         DispatchQueue.global().async { [self] in
-            var s = opened
-            do { try send(&s) } catch {
+            do { try send() } catch {
                 monitor.locked {
                     failure = "\(error)"
                     state = .failed
@@ -99,12 +113,24 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     }
 
     public func nextObservation(within seconds: Double) throws -> Observation {
-        monitor.locked {
+        let sync = monitor.locked { () -> UInt64 in
             let deadline = Self.now() + UInt64(seconds * 1e9)
             while events.isEmpty, !state.isFinished, Self.now() < deadline { monitor.wait(untilMonotonic: deadline) }
-            defer { events.removeAll() }
-            return Observation(status: statusLocked(), events: events)
+            return lastSyncNanoseconds
         }
+        let dirty = dirtySinceSync()
+        return monitor.locked {
+            defer { events.removeAll() }
+            // A sync between the scan and now: the count belongs to the pass before.
+            return Observation(status: statusLocked(dirtySinceSync: lastSyncNanoseconds == sync ? dirty : 0), events: events)
+        }
+    }
+
+    /// What the tracker saw written since the last sync (the model's dirty-rate sample), read
+    /// outside the monitor: a scan takes a few milliseconds on a large guest.
+    private func dirtySinceSync() -> UInt64 {
+        guard monitor.locked({ state == .active }) else { return 0 }
+        return (try? tracker.writtenSinceCollect()) ?? 0
     }
 
     public func complete(maxPendingPages: UInt64?) throws -> Bool {
@@ -118,8 +144,14 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         }
     }
 
+    /// Asks the sender to switch at its next chunk; the switch shows as `postcopy-active`.
     public func startPostcopy() throws {
-        throw EngineError("postcopy is not built yet in the embedded engine: use a policy that stays in precopy (policies/precopy.yaml)")
+        try monitor.locked { () throws(EngineError) in
+            guard state == .active else { throw EngineError("'start-postcopy' is not allowed in state '\(state.rawValue)'") }
+            if case .postcopy = request { throw EngineError("'start-postcopy' was already asked for; the switch comes at the next chunk") }
+            request = .postcopy
+            monitor.broadcast()
+        }
     }
 
     public func setDowntimeLimit(seconds: Double) throws { monitor.locked { downtimeLimit = seconds } }
@@ -129,7 +161,10 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     public func recover(uri: String, after seconds: Double) throws { throw EngineError("'recover' is only allowed in a paused postcopy") }
 
     public func cancel(reason: String) throws {
-        monitor.locked {
+        try monitor.locked { () throws(EngineError) in
+            guard state != .postcopyActive else {
+                throw EngineError("a migration in postcopy cannot be cancelled: the guest runs on the destination, which still needs the rest of its pages")
+            }
             request = .cancel(reason)
             monitor.broadcast()
         }
@@ -138,33 +173,35 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     /// Blocks until the sender thread has ended (completed, failed or cancelled).
     public func waitUntilFinished() { finished.wait(); finished.signal() }
 
-    public var status: MigrationStatus { monitor.locked { statusLocked() } }
+    public var status: MigrationStatus {
+        let dirty = dirtySinceSync()
+        return monitor.locked { statusLocked(dirtySinceSync: dirty) }
+    }
 
-    private func statusLocked() -> MigrationStatus {
+    private func statusLocked(dirtySinceSync: UInt64) -> MigrationStatus {
         let now = Self.now()
         let elapsed = Double(now - startNanoseconds) / 1e9
         let bandwidth = measuredBandwidth
         return MigrationStatus(
             state: state, elapsedSeconds: elapsed, pass: pass, pageSize: guest.memory.pageSize, totalPages: guest.memory.pageCount,
-            remainingPages: remaining, transferredBytes: transferred, dirtyPagesSinceSync: 0,
+            remainingPages: remaining, transferredBytes: transferred, dirtyPagesSinceSync: dirtySinceSync,
             secondsSinceSync: Double(now - lastSyncNanoseconds) / 1e9, dirtyPagesRate: lastPassDirtyRate,
             bandwidthBytesPerSecond: bandwidth, expectedDowntimeSeconds: bandwidth > 0 ? Double(remaining) * pageBytes / bandwidth : 0,
-            downtimeLimitSeconds: downtimeLimit, postcopyRequests: 0, downtimeSeconds: downtime)
+            downtimeLimitSeconds: downtimeLimit, postcopyRequests: requestedPages, downtimeSeconds: downtime)
     }
 
     // MARK: the sender thread
 
-    private func send(_ stream: inout StreamSenderState) throws {
+    private func send() throws {
         let memory = guest.memory
-        let guestBytes = UnsafeRawBufferPointer(start: memory.base, count: memory.byteCount)
         var ranges = [PageRange(start: 0, count: memory.pageCount)][...]
         var sentInPass: UInt64 = 0
         var thresholdReported = false
-        try frame(&stream, .passStart(pass: 1))
+        try frame(.passStart(pass: 1))
         while true {
             switch monitor.locked({ request }) {
             case .cancel(let reason):
-                try frame(&stream, .abort(reason: reason))
+                try frame(.abort(reason: reason))
                 try connection.flush()
                 monitor.locked {
                     state = .cancelled
@@ -173,13 +210,17 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                     monitor.broadcast()
                 }
                 return
+            case .postcopy:
+                try frame(.passEnd(pass: UInt32(monitor.locked { pass }), pagesSent: sentInPass))
+                try postcopy(unsent: ranges)
+                return
             case .complete(let max):
-                try frame(&stream, .passEnd(pass: UInt32(monitor.locked { pass }), pagesSent: sentInPass))
+                try frame(.passEnd(pass: UInt32(monitor.locked { pass }), pagesSent: sentInPass))
                 var pending = PageBitmap(pages: memory.pageCount)
                 pending.insert(contentsOf: ranges)
                 pending.insert(contentsOf: try tracker.collect())
                 if max == nil || pending.count <= max! {
-                    try stopAndCopy(&stream, pending: &pending)
+                    try stopAndCopy(pending: &pending)
                     return
                 }
                 ranges = pending.ranges(clearing: true)[...]
@@ -193,14 +234,14 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                     monitor.broadcast()
                     return pass
                 }
-                try frame(&stream, .passStart(pass: UInt32(next)))
+                try frame(.passStart(pass: UInt32(next)))
                 continue
             case .none:
                 break
             }
             guard var range = ranges.first else {
                 // The pass is over: sync, and the next pass sends what was written meanwhile.
-                try frame(&stream, .passEnd(pass: UInt32(monitor.locked { pass }), pagesSent: sentInPass))
+                try frame(.passEnd(pass: UInt32(monitor.locked { pass }), pagesSent: sentInPass))
                 ranges = try tracker.collect()[...]
                 sentInPass = 0
                 thresholdReported = false
@@ -209,7 +250,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                     events.append(.passCompleted)
                     return pass
                 }
-                try frame(&stream, .passStart(pass: UInt32(next)))
+                try frame(.passStart(pass: UInt32(next)))
                 continue
             }
             // A chunk of at most 256 pages at a time, so that requests are seen promptly.
@@ -217,18 +258,10 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
             range.start += chunk.count
             range.count -= chunk.count
             if range.count == 0 { ranges.removeFirst() } else { ranges[ranges.startIndex] = range }
-            let before = connection.encoder.bytes.count
-            try stream.send(.pages(start: chunk.start, count: UInt32(chunk.count), zero: false, bytes: []))
-            try connection.encoder.appendRange(chunk, of: guestBytes)
-            let bytes = UInt64(connection.encoder.bytes.count - before)
-            try connection.flushIfFull()
+            try sendChunk(chunk)
             sentInPass += chunk.count
-            let cap = monitor.locked { () -> Double? in
-                transferred += bytes
+            monitor.locked {
                 remaining -= min(remaining, chunk.count)
-                let now = Self.now()
-                if paceOrigin == nil { paceOrigin = (now, transferred - bytes) }
-                if window == nil { window = (now, transferred - bytes) }
                 // QEMU's estimate: what is left of this pass against bandwidth × downtime limit.
                 let threshold = UInt64(measuredBandwidth * downtimeLimit / pageBytes)
                 if !thresholdReported, remaining <= threshold {
@@ -236,11 +269,30 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                     events.append(.pendingBelowThreshold)
                     monitor.broadcast()
                 }
-                return bandwidthCap
             }
-            if let cap { try pace(cap) }
-            measureBandwidth()
+            try paceAndMeasure()
         }
+    }
+
+    /// Encodes one run of guest pages (zero pages as flags) and counts its bytes as sent.
+    private func sendChunk(_ chunk: PageRange) throws {
+        let guestBytes = UnsafeRawBufferPointer(start: guest.memory.base, count: guest.memory.byteCount)
+        let before = connection.encoder.bytes.count
+        try monitor.locked { () throws(StreamError) in try stream.send(.pages(start: chunk.start, count: UInt32(chunk.count), zero: false, bytes: [])) }
+        try connection.encoder.appendRange(chunk, of: guestBytes)
+        let bytes = UInt64(connection.encoder.bytes.count - before)
+        try connection.flushIfFull()
+        monitor.locked {
+            transferred += bytes
+            let now = Self.now()
+            if paceOrigin == nil { paceOrigin = (now, transferred - bytes) }
+            if window == nil { window = (now, transferred - bytes) }
+        }
+    }
+
+    private func paceAndMeasure() throws {
+        if let cap = monitor.locked({ bandwidthCap }) { try pace(cap) }
+        measureBandwidth()
     }
 
     /// After a chunk has been sent and paced: the rate over the current window, replaced every
@@ -286,7 +338,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         }
     }
 
-    private func stopAndCopy(_ stream: inout StreamSenderState, pending: inout PageBitmap) throws {
+    private func stopAndCopy(pending: inout PageBitmap) throws {
         let stop = Self.now()
         guest.pause()
         pending.insert(contentsOf: try tracker.collect())
@@ -296,16 +348,16 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
             events.append(.stateChanged)
         }
         let guestBytes = UnsafeRawBufferPointer(start: guest.memory.base, count: guest.memory.byteCount)
-        try frame(&stream, .stopAndCopy)
+        try frame(.stopAndCopy)
         let before = connection.bytesSent + UInt64(connection.encoder.bytes.count)
         for r in pending.ranges(clearing: true) {
             try connection.encoder.appendRange(r, of: guestBytes)
             try connection.flushIfFull()
         }
-        try frame(&stream, .complete)
+        try sendDeviceState()
+        try frame(.complete)
         try connection.flush()
-        guard let ack = try connection.receive() else { throw EngineError("the destination closed the stream before complete-ack") }
-        try stream.receive(ack)
+        let ack = try expectReply("complete-ack")
         let seconds = Double(Self.now() - stop) / 1e9
         monitor.locked {
             if case let .completeAck(verified, detail) = ack {
@@ -322,8 +374,144 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         }
     }
 
-    private func frame(_ stream: inout StreamSenderState, _ message: StreamMessage) throws {
-        try stream.send(message)
+    /// The stopped guest's device state and final stamps, in frames of at most 1 Mi stamps.
+    private func sendDeviceState() throws {
+        let snapshot = guest.snapshot()
+        try frame(.deviceState(progress: snapshot.progress))
+        let step = 1 << 20
+        for start in stride(from: 0, to: snapshot.sequences.count, by: step) {
+            let end = min(start + step, snapshot.sequences.count)
+            try frame(.stamps(start: UInt64(start), sequences: Array(snapshot.sequences[start..<end])))
+        }
+    }
+
+    // MARK: postcopy
+
+    /// The switch and the rest of the migration: the guest stops here for good; the stale
+    /// pages (the rest of this pass and what was written since the last sync) go as the
+    /// discard list; once the destination runs the guest they are pushed in order, pages its
+    /// guest asked for first, and `complete` follows the last one.
+    private func postcopy(unsent: ArraySlice<PageRange>) throws {
+        let memory = guest.memory
+        let stop = Self.now()
+        guest.pause()
+        var pending = PageBitmap(pages: memory.pageCount)
+        pending.insert(contentsOf: unsent)
+        pending.insert(contentsOf: try tracker.collect())
+        tracker.stop()  // the guest never writes here again
+        monitor.locked {
+            state = .postcopyActive
+            postcopyFrom = stop
+            remaining = pending.count
+            events.append(.stateChanged)
+            monitor.broadcast()
+        }
+        try frame(.stopAndCopy)
+        try sendDeviceState()
+        var stale = pending
+        let queue = stale.ranges(clearing: true)
+        try frame(.postcopyStart(discard: queue))
+        try connection.flush()
+        _ = try expectReply("postcopy-start-ack")
+        monitor.locked { downtime = Double(Self.now() - stop) / 1e9 }
+        DispatchQueue.global().async { [self] in readReturnPath() }
+
+        var next = queue[...]
+        while pending.count > 0 {
+            let (asked, broken) = monitor.locked { () -> ([PageRange], String?) in
+                defer { urgent.removeAll() }
+                return (urgent, returnPathFailure)
+            }
+            if let broken { throw EngineError("the return path broke in postcopy: \(broken)") }
+            if !asked.isEmpty {
+                // Requested pages jump the queue and leave at once, not with the next 4 MiB.
+                for run in take(asked, from: &pending) { try sendChunk(run) }
+                try connection.flush()
+            } else if var range = next.first {
+                let chunk = PageRange(start: range.start, count: min(range.count, 256))
+                range.start += chunk.count
+                range.count -= chunk.count
+                if range.count == 0 { next.removeFirst() } else { next[next.startIndex] = range }
+                for run in take([chunk], from: &pending) { try sendChunk(run) }
+            }
+            monitor.locked { remaining = pending.count }
+            try paceAndMeasure()
+        }
+        try frame(.complete)
+        try connection.flush()
+        let ack = try monitor.locked { () throws(EngineError) -> StreamMessage in
+            while completeAck == nil, returnPathFailure == nil { monitor.wait() }
+            guard let completeAck else { throw EngineError("the return path broke before complete-ack: \(returnPathFailure!)") }
+            return completeAck
+        }
+        monitor.locked {
+            if case let .completeAck(verified, detail) = ack {
+                destinationVerified = verified
+                destinationDetail = detail
+            }
+            postcopyEnd = Self.now()
+            remaining = 0
+            state = .completed
+            events.append(.stateChanged)
+            monitor.broadcast()
+        }
+    }
+
+    /// The runs of `ranges` whose pages are still in `pending`, taken out of it.
+    private func take(_ ranges: [PageRange], from pending: inout PageBitmap) -> [PageRange] {
+        var pages: [UInt64] = []
+        for r in ranges {
+            for page in r.start..<r.end where pending.contains(page) {
+                pending.remove(mask: 1 << (page & 63), inWord: Int(page >> 6))
+                pages.append(page)
+            }
+        }
+        return [PageRange].coalescing(pages: &pages)
+    }
+
+    /// The return-path thread of postcopy: page requests to serve, then `complete-ack`.
+    private func readReturnPath() {
+        do {
+            while let message = try connection.receive() {
+                try monitor.locked { () throws(StreamError) in try stream.receive(message) }
+                switch message {
+                case .pageRequest(let ranges):
+                    monitor.locked {
+                        urgent.append(contentsOf: ranges)
+                        requestedPages += ranges.pageCount
+                        monitor.broadcast()
+                    }
+                case .completeAck:
+                    monitor.locked {
+                        completeAck = message
+                        monitor.broadcast()
+                    }
+                    return
+                default:
+                    break
+                }
+            }
+            throw EngineError("the destination closed the stream")
+        } catch {
+            monitor.locked {
+                returnPathFailure = "\(error)"
+                monitor.broadcast()
+            }
+        }
+    }
+
+    // MARK: the stream
+
+    /// Checks a message against the source's protocol state, then queues it.
+    private func frame(_ message: StreamMessage) throws {
+        try monitor.locked { () throws(StreamError) in try stream.send(message) }
         try connection.send(message)
+    }
+
+    /// The destination's next message, which must be the acknowledgement `what`.
+    private func expectReply(_ what: String) throws -> StreamMessage {
+        guard let reply = try connection.receive() else { throw EngineError("the destination closed the stream before \(what)") }
+        try monitor.locked { () throws(StreamError) in try stream.receive(reply) }
+        return reply
     }
 }

@@ -1,8 +1,10 @@
 import Transport
 
 /// Frames over a byte channel: messages out through a `FrameEncoder` (flushed in large writes),
-/// messages in through an incremental `FrameDecoder`. One per side of a migration.
-final class StreamConnection {
+/// messages in through an incremental `FrameDecoder`. One per side of a migration. Like its
+/// channel it is full duplex: one thread may send while another receives; two threads that
+/// both send (or both receive) must take turns under a lock of their own.
+final class StreamConnection: @unchecked Sendable {
     let channel: any ByteChannel
     var encoder: FrameEncoder
     var decoder: FrameDecoder

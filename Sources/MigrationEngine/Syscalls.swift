@@ -24,6 +24,11 @@ enum Sys {
         _ = try systemCall("madvise(MADV_POPULATE_WRITE)") { madvise(base, size, 23 /* MADV_POPULATE_WRITE */) }
     }
 
+    /// Drops the pages of the range (MADV_DONTNEED): the next touch finds them missing.
+    static func discard(_ base: UnsafeMutableRawPointer, _ size: Int) throws(SystemCallError) {
+        _ = try systemCall("madvise(MADV_DONTNEED)") { madvise(base, size, MADV_DONTNEED) }
+    }
+
     // MARK: userfaultfd and PAGEMAP_SCAN
 
     static func uffdSupportedFeatures() throws(SystemCallError) -> UInt64 {
@@ -45,6 +50,21 @@ enum Sys {
     static func uffdWriteProtect(_ fd: Int32, _ start: UInt64, _ length: UInt64, protect: Bool) throws(SystemCallError) {
         _ = try systemCall(protect ? "ioctl(UFFDIO_WRITEPROTECT)" : "ioctl(UFFDIO_WRITEPROTECT, un-protect)") {
             mp_uffd_writeprotect(fd, start, length, protect ? 1 : 0)
+        }
+    }
+
+    /// Installs `length` bytes at `destination` into missing pages only, waking the threads that
+    /// fault there: UFFDIO_COPY from `source`, or UFFDIO_ZEROPAGE when `source` is nil. Returns
+    /// how many bytes were installed before a page already present stopped it (0 when the first
+    /// one is present); a present page is never overwritten.
+    static func uffdInstall(_ fd: Int32, at destination: UInt64, from source: UnsafeRawPointer?, length: UInt64) throws(SystemCallError) -> UInt64 {
+        while true {
+            let n = source.map { mp_uffd_copy(fd, destination, $0, length) } ?? mp_uffd_zeropage(fd, destination, length)
+            if n >= 0 { return UInt64(n) }
+            let error = Glibc.errno
+            if error == EEXIST { return 0 }
+            if error == EINTR || error == EAGAIN { continue }  // EAGAIN: the mapping was changing
+            throw SystemCallError(call: source == nil ? "ioctl(UFFDIO_ZEROPAGE)" : "ioctl(UFFDIO_COPY)", errno: error)
         }
     }
 

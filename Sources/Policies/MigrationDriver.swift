@@ -52,15 +52,23 @@ public final class MigrationDriver {
     public func run(observeEvery: Double = 0.5, horizonSeconds: Double) throws -> DriverOutcome {
         try control.start()
         var decisions = 0
+        var loggedState: MigrationState?
         while true {
             let o = try control.nextObservation(within: observeEvery)
             let assessment = estimator.assess(o)
-            for d in engine.decide(o, assessment: assessment) {
+            let chosen = engine.decide(o, assessment: assessment)
+            for d in chosen {
                 decisions += 1
                 log(DecisionRecord(timeSeconds: o.status.elapsedSeconds, status: o.status, events: o.events,
                                    assessment: assessment, action: d.action, reason: d.reason))
                 try act(d.action)
             }
+            // A status change with no decision still gets its line: the log tells the whole story.
+            if chosen.isEmpty, loggedState != o.status.state, loggedState != nil || o.status.state != .active {
+                log(DecisionRecord(timeSeconds: o.status.elapsedSeconds, status: o.status, events: o.events,
+                                   assessment: assessment, action: .continue, reason: "the migration is \(o.status.state.rawValue)"))
+            }
+            loggedState = o.status.state
             let s = o.status
             if s.state.isFinished { return DriverOutcome(finalStatus: s, stoppedBecause: nil, gaveUp: nil, decisions: decisions) }
             if let gaveUp = engine.gaveUp {

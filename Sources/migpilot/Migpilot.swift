@@ -19,6 +19,10 @@ struct Migpilot: ParsableCommand {
                   --policy policies/adaptive.yaml --bandwidth 1Gbit/s
               migpilot tune --trace datasets/pgbench.trace --bandwidth 1Gbit/s \\
                   --objective min-total-time -o tuned.yaml
+              migpilot migrate --memory 256MiB --workload uniform:rate=60000 \\
+                  --bandwidth 1Gbit/s
+              migpilot guest --incoming tcp:0.0.0.0:4444 --memory 256MiB \\
+                  --workload uniform:rate=20000
 
             Exit codes: 0 success; 2 tune found no feasible point; 3 finished
             with less than asked (see the message); 64 wrong usage; 65 bad
@@ -26,6 +30,6 @@ struct Migpilot: ParsableCommand {
             its errors' lines); 66 an input cannot be opened; 69 a process to
             record is missing; 74 an I/O error.
             """,
-        subcommands: [TraceCommand.self, PolicyCommand.self, WhatIfCommand.self, TuneCommand.self, MigrateCommand.self, IncomingCommand.self]
+        subcommands: [TraceCommand.self, PolicyCommand.self, WhatIfCommand.self, TuneCommand.self, MigrateCommand.self, IncomingCommand.self, GuestCommand.self]
     )
 }

@@ -13,24 +13,36 @@ struct MigrateCommand: ParsableCommand {
         abstract: "Migrate a running guest, driven by a policy.",
         discussion: """
             Starts a guest (anonymous memory and workload threads that stamp every
-            write) and migrates it with the embedded engine, driven by the policy.
-            With no --to, the destination is started here, over loopback tcp; with
-            --to, a `migpilot incoming` listening there receives it. Every page is
-            verified at the end. The embedded engine does precopy and
-            stop-and-copy; postcopy is not built yet, so a policy that switches to
-            it stops with an error saying so.
+            write) and migrates it with the embedded engine, driven by the policy:
+            precopy passes, stop-and-copy, or a switch to postcopy (the destination
+            runs the guest at once and faults in what has not arrived). With no
+            --to, a destination guest with the same workloads is started here, over
+            loopback tcp, and its workload runs on after the migration; with --to,
+            a `migpilot incoming` or `migpilot guest --incoming` receives it
+            (`exec:CMD` runs CMD with the stream on its stdin and the return path on
+            its stdout). Every page is verified against the source's final stamps.
 
             Examples:
+              migpilot migrate --memory 256MiB --workload uniform:rate=60000 \\
+                  --bandwidth 1Gbit/s
               migpilot migrate --policy policies/precopy.yaml --memory 256MiB \\
-                  --workload uniform:rate=20000 --bandwidth 1Gbit/s
-              migpilot incoming tcp:127.0.0.1:4444 --memory 256MiB &
-              migpilot migrate --to tcp:127.0.0.1:4444 --memory 256MiB --json
+                  --workload uniform:rate=20000 --bandwidth 1Gbit/s --json
+              migpilot guest --incoming tcp:127.0.0.1:4444 --memory 256MiB \\
+                  --workload uniform:rate=20000 &
+              migpilot migrate --to tcp:127.0.0.1:4444 --memory 256MiB \\
+                  --workload uniform:rate=20000
+              migpilot migrate --to "exec:ssh host migpilot incoming stdio --memory 256MiB" \\
+                  --memory 256MiB
+
+            Exit codes: 0 completed and verified; 1 did not complete; 65
+            verification failed; 69 the guest or the destination could not be
+            set up.
             """
     )
 
-    @Option(help: "Policy file.") var policy = "policies/precopy.yaml"
+    @Option(help: "Policy file.") var policy = "policies/adaptive.yaml"
     @Option(help: "Guest memory, e.g. 256MiB.", transform: Parse.byteCount) var memory = ByteCount(bytes: 256 << 20)
-    @Option(help: "Workload (repeatable): fill:SIZE, uniform|hotset|zipf|sweep:rate=N, trace:FILE.") var workload: [String] = ["uniform:rate=20000"]
+    @Option(help: "Workload (repeatable): fill:SIZE, uniform|hotset|zipf|sweep:rate=N, trace:FILE[,speed=X].") var workload: [String] = ["uniform:rate=20000"]
     @Option(help: "Bandwidth cap, e.g. 1Gbit/s (none by default).", transform: Parse.bandwidth) var bandwidth: Bandwidth?
     @Option(help: "Override the policy's downtime limit.", transform: Parse.timeSpan) var downtimeLimit: TimeSpan?
     @Option(help: "Destination URI (default: a local destination over loopback tcp).") var to: String?
@@ -58,30 +70,25 @@ struct MigrateCommand: ParsableCommand {
         defer { guest.stop() }
         Terminal.standardError(mechanism + "\n")
 
-        // The destination: the one named by --to, or one started here over loopback tcp.
-        var local: (listener: Listener, outcome: () -> Result<DestinationReport, any Error>)?
-        let uri: MigrationURI
+        // The destination: the one named by --to, or a guest started here over loopback tcp.
+        let local: LocalDestination?
+        let channel: any ByteChannel
         do {
             if let to {
-                uri = try MigrationURI(parsing: to)
+                local = nil
+                channel = try Transport.connect(try MigrationURI(parsing: to))
             } else {
-                let listener = try Transport.listen(.tcp(host: "127.0.0.1", port: 0))
-                let destination = try GuestMemory(bytes: Int(memory.bytes))
-                nonisolated(unsafe) var result: Result<DestinationReport, any Error>?
-                let done = DispatchSemaphore(value: 0)
-                DispatchQueue.global().async {
-                    result = Result { try PrecopyDestination(memory: destination).run(channel: try listener.accept()) }
-                    done.signal()
-                }
-                local = (listener, { done.wait(); return result! })
-                uri = listener.uri
+                let started = try LocalDestination(memory: memory, workloads: guest.workloads)
+                local = started
+                channel = try Transport.connect(started.uri)
             }
         } catch {
-            throw fail("cannot set up the destination: \(error)", ExitCodes.unavailable)
+            throw fail("cannot reach the destination: \(error)", ExitCodes.unavailable)
         }
-        let channel: any ByteChannel
-        do { channel = try Transport.connect(uri) } catch { throw fail("\(error)", ExitCodes.unavailable) }
-        defer { channel.close() }
+        defer {
+            channel.close()
+            local?.stop()
+        }
 
         let engine = EmbeddedMigration(guest: guest, tracker: tracker, channel: channel)
         if let bandwidth { try engine.setBandwidth(bytesPerSecond: bandwidth.bytesPerSecond) }
@@ -91,7 +98,7 @@ struct MigrateCommand: ParsableCommand {
                                      estimator: ModelEstimator(policy: chosen)) { record in
             if json, let line = try? encoder.encode(record) { print(String(decoding: line, as: UTF8.self)) }
             let s = record.status
-            Terminal.progress("\(s.state.rawValue) pass \(s.pass), \(s.remainingPages) pages left, \(Bandwidth(bytesPerSecond: s.bandwidthBytesPerSecond)), last: \(record.action.name)")
+            Terminal.progress(Self.progressLine(s, lastAction: record.action.name))
         }
         let outcome: DriverOutcome
         do { outcome = try driver.run(observeEvery: 0.1, horizonSeconds: timeout.seconds) } catch {
@@ -104,14 +111,15 @@ struct MigrateCommand: ParsableCommand {
             try? engine.cancel(reason: outcome.stoppedBecause ?? "stopped")
         }
         engine.waitUntilFinished()
-        let destinationReport = local.map { $0.outcome() }
-        local?.listener.close()
+        let destinationReport = local?.outcome()
         let s = outcome.finalStatus
         let verified = engine.destinationVerified == true && (destinationReport.map { (try? $0.get())?.verified == true } ?? true)
         let summary = MigrateSummary(status: s.state.rawValue, verified: verified, totalTimeSeconds: s.elapsedSeconds,
                                      downtimeSeconds: s.downtimeSeconds, transferredBytes: s.transferredBytes, passes: s.pass,
-                                     postcopyTimeSeconds: nil, remoteFaults: 0, recoveries: 0,
+                                     postcopyTimeSeconds: engine.postcopySeconds, remoteFaults: Int(engine.remoteFaults), recoveries: 0,
                                      detail: engine.destinationDetail ?? outcome.stoppedBecause ?? "")
+        // The workload runs on at a local destination: count its writes for a moment.
+        let runningOn = s.state == .completed ? local?.destinationWrites(during: 0.25) : nil
         if json {
             print(String(decoding: try encoder.encode(summary), as: UTF8.self))
         } else {
@@ -120,10 +128,22 @@ struct MigrateCommand: ParsableCommand {
                 ["total time", "\(formatFixed(s.elapsedSeconds, decimals: 2)) s"],
                 ["downtime", s.downtimeSeconds.map { "\(formatFixed($0 * 1000, decimals: 1)) ms" } ?? "-"],
                 ["sent", ByteCount(bytes: s.transferredBytes).description], ["passes", "\(s.pass)"],
-            ]), terminator: "")
+                ["postcopy", engine.postcopySeconds.map { "\(formatFixed($0, decimals: 2)) s, \(engine.remoteFaults) pages faulted in on demand" } ?? "-"],
+            ] + (runningOn.map { [["destination", "the workload runs on: \($0) page writes in 250 ms"]] } ?? [])), terminator: "")
         }
         guard s.state == .completed else { throw fail(outcome.stoppedBecause ?? "the migration did not complete", ExitCode.failure) }
         guard verified else { throw fail("verification failed: \(summary.detail)", ExitCodes.dataError) }
+    }
+}
+
+extension MigrateCommand {
+    /// The live line: state, pass, remaining, dirty rate, bandwidth, ETA, predicted downtime.
+    static func progressLine(_ s: MigrationStatus, lastAction: String) -> String {
+        let left = ByteCount(bytes: s.remainingPages * UInt64(s.pageSize))
+        let eta = s.bandwidthBytesPerSecond > 0 ? "\(formatFixed(Double(s.remainingPages * UInt64(s.pageSize)) / s.bandwidthBytesPerSecond, decimals: 1)) s" : "-"
+        return "\(s.state.rawValue)  pass \(s.pass)  \(left) left  dirty \(Int(s.dirtyPagesRate)) pages/s  "
+            + "\(Bandwidth(bytesPerSecond: s.bandwidthBytesPerSecond))  ETA \(eta)  "
+            + "downtime ≈ \(formatFixed(s.expectedDowntimeSeconds * 1000, decimals: 0)) ms  (\(lastAction))"
     }
 }
 
@@ -162,44 +182,5 @@ struct MigrateSummary: Encodable {
         try c.encode(remoteFaults, forKey: .remoteFaults)
         try c.encode(recoveries, forKey: .recoveries)
         try c.encode(detail, forKey: .detail)
-    }
-}
-
-/// `migpilot incoming URI`: the destination of a migration.
-struct IncomingCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "incoming",
-        abstract: "Receive a migration (the destination side).",
-        discussion: """
-            Listens on URI (tcp:HOST:PORT, unix:PATH) or reads the stream on its own
-            standard input and answers on its standard output (stdio, for
-            exec:ssh host migpilot incoming stdio). Exits 0 once the guest's memory
-            arrived and every page's stamp checked out.
-
-            Example:
-              migpilot incoming tcp:0.0.0.0:4444 --memory 256MiB
-            """
-    )
-
-    @Argument(help: "Where to listen: tcp:HOST:PORT, unix:PATH or stdio.") var uri: String
-    @Option(help: "Guest memory; must match the source's.", transform: Parse.byteCount) var memory: ByteCount
-
-    func validate() throws {
-        do { _ = try MigrationURI(parsing: uri) } catch { throw ValidationError("\(error)") }
-    }
-
-    func run() throws {
-        let report: DestinationReport
-        do {
-            let listener = try Transport.listen(try MigrationURI(parsing: uri))
-            defer { listener.close() }
-            let channel = try listener.accept()
-            defer { channel.close() }
-            report = try PrecopyDestination(memory: try GuestMemory(bytes: Int(memory.bytes))).run(channel: channel)
-        } catch {
-            throw fail("\(error)", ExitCodes.dataError)
-        }
-        Terminal.standardError("incoming: \(report.pagesReceived) pages received; \(report.detail)\n")
-        guard report.verified else { throw ExitCodes.dataError }
     }
 }

@@ -35,34 +35,10 @@ import Transport
         let result = Box<Result<DestinationReport, any Error>>()
         let done = DispatchSemaphore(value: 0)
         DispatchQueue.global().async {
-            result.value = Result { try PrecopyDestination(memory: memory).run(channel: try listener.accept()) }
+            result.value = Result { try MigrationDestination(memory: memory).run(channel: try listener.accept()) }
             done.signal()
         }
         return RunningDestination(uri: uri, listener: listener, outcome: { done.wait(); return result.value! })
-    }
-
-    @Test func aRunningGuestArrivesWithEveryPageAtItsLatestWrite() throws {
-        let (guest, tracker) = try startGuest(bytes: 64 << 20, ["uniform:rate=20000"])
-        defer { guest.stop() }
-        let source = guest.memory
-        let destination = try GuestMemory(bytes: 64 << 20)
-
-        let running = try startDestination(destination)
-        defer { running.listener.close() }
-        let channel = try Transport.connect(running.uri)
-        defer { channel.close() }
-        let report = try PrecopySource(guest: guest, tracker: tracker, channel: channel).run(stopAtPages: 2_000)
-        let destinationReport = try running.outcome().get()
-
-        #expect(report.destinationVerified, "\(report.destinationDetail)")
-        #expect(destinationReport.verified)
-        #expect(report.pagesPerPass.first == source.pageCount)  // pass 1: every page
-        #expect(report.pagesPerPass.count >= 2)
-        #expect(report.pagesPerPass.last! <= 4_000)  // the stop-and-copy: what fit, plus what was written meanwhile
-        // The guest is paused: its last writes are final, and the copy holds every one of them.
-        #expect(guest.isPaused)
-        #expect(Guest.mismatches(in: destination, expected: guest.lastSequences()) == [])
-        #expect(guest.pagesWritten > 0)
     }
 
     @Test func garbageOnTheStreamEndsItAndNeverReachesGuestMemory() throws {
@@ -122,18 +98,5 @@ import Transport
         #expect(!precopy.isEmpty)
         #expect(precopy.allSatisfy { $0.status.bandwidthBytesPerSecond <= 20e6 * 1.05 }, "\(precopy.map(\.status.bandwidthBytesPerSecond))")
         #expect(try #require(outcome.finalStatus.downtimeSeconds) < 1)
-    }
-
-    @Test func postcopyIsRefusedWithAClearErrorUntilItIsBuilt() throws {
-        let memory = try GuestMemory(bytes: 1 << 20)
-        let (tracker, _) = try DirtyTracking.best(for: memory)
-        let guest = try Guest(memory: memory, workloads: [try GuestWorkload(parsing: "fill:1MiB")])
-        let running = try startDestination(try GuestMemory(bytes: 1 << 20))
-        defer { running.listener.close() }
-        let channel = try Transport.connect(running.uri)
-        defer { channel.close() }
-        let engine = EmbeddedMigration(guest: guest, tracker: tracker, channel: channel)
-        #expect(throws: EngineError.self) { try engine.startPostcopy() }
-        #expect(throws: EngineError.self) { try engine.complete(maxPendingPages: nil) }  // not started
     }
 }

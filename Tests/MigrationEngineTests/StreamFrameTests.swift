@@ -258,19 +258,19 @@ import CUring
         }
     }
 
-    @Test func versionsOneAndTwoAreAcceptedZeroAndThreeRefused() throws {
-        for version: UInt16 in [0, 1, 2, 3] {
+    @Test func versionsTwoAndThreeAreAcceptedOneAndFourRefused() throws {
+        for version: UInt16 in [1, 2, 3, 4] {
             var e = FrameEncoder()
             try e.append(.hello(version: version, pageSize: 4096, pageCount: 10, features: []))
-            try e.append(.ping(nonce: 5))
+            try e.append(.deviceState(progress: [5]))
             let (decoded, error) = StreamSamples.decode(e.bytes, seed: UInt64(version))
             switch version {
-            case 2:
+            case 3:
                 #expect(decoded.count == 2 && error == nil)
-            case 1:
-                // Version 1 has no watchdog: a ping after a version-1 hello is an unknown type.
+            case 2:
+                // Version 2 has no device state: it is an unknown type after a version-2 hello.
                 #expect(decoded.count == 1)
-                #expect(error?.kind == .unknownType && error?.detail == "ping is not in protocol version 1 (it came in version 2)")
+                #expect(error?.kind == .unknownType && error?.detail == "device-state is not in protocol version 2 (it came in version 3)")
             default:
                 #expect(decoded.isEmpty)
                 #expect(error?.kind == .unsupportedVersion && error?.offset == StreamFrame.headerSize)
@@ -278,7 +278,7 @@ import CUring
             }
         }
         var e = FrameEncoder()
-        try e.append(.helloAck(version: 3))
+        try e.append(.helloAck(version: 4))
         #expect(StreamSamples.decode(e.bytes, seed: 1).1?.kind == .unsupportedVersion)
     }
 }

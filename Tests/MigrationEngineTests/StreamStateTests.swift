@@ -3,7 +3,7 @@ import Testing
 import Traces
 
 @Suite struct StreamStateTests {
-    static let hello = StreamMessage.hello(version: 2, pageSize: 4096, pageCount: 100, features: [.postcopy, .recovery])
+    static let hello = StreamMessage.hello(version: 3, pageSize: 4096, pageCount: 100, features: [.postcopy, .recovery])
     static func run(_ n: UInt32, at start: UInt64 = 0) -> StreamMessage { .pages(start: start, count: n, zero: true, bytes: []) }
 
     /// The detail of the StreamError `body` throws; nil when it throws nothing.
@@ -28,7 +28,7 @@ import Traces
         #expect(refusal { try s.send(.passStart(pass: 1)) } == "pass-start is not allowed in state greeting")
         s = StreamSenderState()
         try s.send(Self.hello)
-        try destination(.helloAck(version: 2))
+        try destination(.helloAck(version: 3))
         for pass: UInt32 in 1...2 {
             try source(.passStart(pass: pass))
             try source(Self.run(60, at: 0))
@@ -49,7 +49,7 @@ import Traces
         func greeted() throws -> StreamReceiverState {
             var r = StreamReceiverState()
             try r.accept(Self.hello)
-            try r.send(.helloAck(version: 2))
+            try r.send(.helloAck(version: 3))
             return r
         }
         var r = StreamReceiverState()
@@ -84,7 +84,7 @@ import Traces
         func source(_ m: StreamMessage) throws { try s.send(m); try r.accept(m) }
         func destination(_ m: StreamMessage) throws { try r.send(m); try s.receive(m) }
         try source(Self.hello)
-        try destination(.helloAck(version: 2))
+        try destination(.helloAck(version: 3))
         try source(.stopAndCopy)
         try source(.postcopyStart(discard: [PageRange(start: 0, count: 10)]))
         try destination(.postcopyStartAck)
@@ -97,15 +97,15 @@ import Traces
         s = StreamSenderState()  // (the refusal failed it; start again from a fresh break)
         r = StreamReceiverState()
         try source(Self.hello)
-        try destination(.helloAck(version: 2))
+        try destination(.helloAck(version: 3))
         try source(.stopAndCopy)
         try source(.postcopyStart(discard: []))
         try destination(.postcopyStartAck)
         s.connectionLost()
         r.connectionLost()
         #expect(refusal { var r2 = r; try r2.accept(.resume) } == "resume is not allowed in state paused")
-        try source(.hello(version: 1, pageSize: 4096, pageCount: 100, features: [.postcopy, .recovery]))
-        try destination(.helloAck(version: 1))
+        try source(.hello(version: 2, pageSize: 4096, pageCount: 100, features: [.postcopy, .recovery]))
+        try destination(.helloAck(version: 2))
         #expect(s.state == .reconnected)
         try source(.resume)
         #expect(refusal { var r2 = r; try r2.send(.resumeAck) } == "resume-ack is not allowed in state paused: the destination may not send it now")
@@ -113,8 +113,8 @@ import Traces
         try destination(.resumeAck)
         #expect(s.received == [PageRange(start: 0, count: 50)])
         #expect(r.state == .postcopy && s.state == .postcopy)
-        // Version 1 was agreed on this connection: no watchdog.
-        #expect(refusal { var s2 = s; try s2.send(.ping(nonce: 1)) } == "ping is not in protocol version 1 (it came in version 2)")
+        // Version 2 was agreed on this connection: no device state.
+        #expect(refusal { var s2 = s; try s2.send(.deviceState(progress: [])) } == "device-state is not in protocol version 2 (it came in version 3)")
         try source(.complete)
         // A request sent before `complete` reached the destination may cross it.
         try s.receive(.pageRequest([PageRange(start: 99, count: 1)]))
@@ -129,7 +129,7 @@ import Traces
         #expect(r.state == .failed && r.failure?.detail == "the connection was lost in state precopy")
         var s = StreamSenderState()
         try s.send(Self.hello)
-        try s.receive(.helloAck(version: 2))
+        try s.receive(.helloAck(version: 3))
         try s.send(.stopAndCopy)
         try s.send(.complete)
         try s.receive(.completeAck(verified: false, detail: "page 3 is stale"))
@@ -137,7 +137,7 @@ import Traces
     }
 
     @Test func versionsAndFeaturesAreNegotiated() throws {
-        for version: UInt16 in [0, 3] {
+        for version: UInt16 in [1, 4] {
             var r = StreamReceiverState()
             #expect(throws: StreamError.self) { try r.accept(.hello(version: version, pageSize: 4096, pageCount: 1, features: [])) }
             #expect(r.failure?.kind == .unsupportedVersion)

@@ -12,14 +12,17 @@ enum StreamSamples {
     /// Every message type at least once; the first is the `hello` that sets the page size.
     static func messages(pageSize: UInt32) -> [StreamMessage] {
         [
-            .hello(version: 2, pageSize: pageSize, pageCount: 1 << 20, features: [.postcopy, .recovery]),
-            .helloAck(version: 2),
+            .hello(version: 3, pageSize: pageSize, pageCount: 1 << 20, features: [.postcopy, .recovery]),
+            .helloAck(version: 3),
             .passStart(pass: 1),
             .pages(start: 5, count: 3, zero: false, bytes: bytes(3 * Int(pageSize), seed: 1)),
             .pages(start: 1 << 19, count: 700, zero: true, bytes: []),
             .pages(start: 0, count: 1, zero: false, bytes: bytes(Int(pageSize), seed: 2)),
             .passEnd(pass: 1, pagesSent: 704),
             .stopAndCopy,
+            .deviceState(progress: [0, 12_345_678_901]),
+            .deviceState(progress: []),
+            .stamps(start: 7, sequences: [1, 0, .max]),
             .postcopyStart(discard: [PageRange(start: 3, count: 9), PageRange(start: 100, count: 1)]),
             .postcopyStart(discard: []),
             .postcopyStartAck,

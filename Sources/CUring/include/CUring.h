@@ -82,6 +82,13 @@ int mp_uffd_unregister(int fd, uint64_t start, uint64_t len);
 /// UFFDIO_WRITEPROTECT: protect (1) or un-protect and wake (0) [start, start+len); 0 or -1/errno.
 int mp_uffd_writeprotect(int fd, uint64_t start, uint64_t len, int protect);
 
+/// UFFDIO_COPY of `len` bytes from `src` to [dst, dst+len) (missing pages only), waking the
+/// threads that fault there. Returns the bytes copied (short when the kernel stopped early, e.g.
+/// at a page that is already present), or -1/errno (EEXIST: the first page is present).
+int64_t mp_uffd_copy(int fd, uint64_t dst, const void *src, uint64_t len);
+/// UFFDIO_ZEROPAGE of [dst, dst+len): like mp_uffd_copy with zeros.
+int64_t mp_uffd_zeropage(int fd, uint64_t dst, uint64_t len);
+
 /// Reads one message: 1 for a page fault (its address and UFFD_PAGEFAULT_FLAG_* flags), 0 for
 /// another event, -1 with errno set (EAGAIN: none waiting).
 int mp_uffd_read_fault(int fd, uint64_t *address, uint64_t *flags);

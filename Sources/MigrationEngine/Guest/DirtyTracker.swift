@@ -5,11 +5,15 @@ import Traces
 /// region; each `collect()` returns the pages written since the previous one (or since
 /// `start()`) as sorted, coalesced ranges and re-arms them — a get-and-clear, so a page written
 /// after its collect shows up in the next one; `stop()` disarms (also done on deinit).
+/// `writtenSinceCollect()` only counts, re-arming nothing, and may be called from another
+/// thread than the one that collects (the model samples the dirty rate with it).
 public protocol DirtyTracker: AnyObject, Sendable {
     /// What tracks, for logs: "userfaultfd write-protect (async) + PAGEMAP_SCAN".
     var mechanism: String { get }
     func start() throws(SystemCallError)
     func collect() throws(SystemCallError) -> [PageRange]
+    /// Pages written since the last `collect()` (0 once stopped).
+    func writtenSinceCollect() throws(SystemCallError) -> UInt64
     func stop()
 }
 
@@ -33,13 +37,15 @@ public enum DirtyTracking {
 /// marks the page written) read and re-armed by one PAGEMAP_SCAN per `collect()`.
 public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     // @unchecked: `collect()` and `start()`/`stop()` are called by one thread at a time (the
-    // migration's); the descriptors are only read by the kernel.
+    // migration's); `writtenSinceCollect()` may run on another, so it and `stop()` hold
+    // `lifecycle` (the descriptors must not close under a scan).
     public let memory: GuestMemory
     public let mechanism = "userfaultfd write-protect (async) + PAGEMAP_SCAN"
     static let features = UInt64(MP_UFFD_FEATURE_WP_ASYNC | MP_UFFD_FEATURE_WP_UNPOPULATED)
     private var uffd: Int32 = -1
     private var pagemap: Int32 = -1
     private var regions = [mp_page_region](repeating: mp_page_region(), count: 1024)
+    private let lifecycle = Monitor()
 
     /// True when this kernel's userfaultfd offers async write-protect on unpopulated memory.
     public static func isSupported() -> Bool {
@@ -69,44 +75,61 @@ public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
 
     public func collect() throws(SystemCallError) -> [PageRange] {
         precondition(uffd >= 0, "collect() before start()")
-        let base = Sys.address(memory.base), end = base + UInt64(memory.byteCount)
-        let pageSize = UInt64(memory.pageSize)
         var out: [PageRange] = []
-        var from = base
-        while from < end {
-            var arg = mp_pm_scan_arg()
-            arg.size = UInt64(MemoryLayout<mp_pm_scan_arg>.size)
-            arg.flags = UInt64(MP_PM_SCAN_WP_MATCHING | MP_PM_SCAN_CHECK_WPASYNC)
-            arg.start = from
-            arg.end = end
-            arg.category_mask = UInt64(MP_PAGE_IS_WRITTEN)
-            arg.return_mask = UInt64(MP_PAGE_IS_WRITTEN)
-            let filled = try regions.withUnsafeMutableBufferPointer { vec throws(SystemCallError) in
-                arg.vec = Sys.address(vec.baseAddress!)
-                arg.vec_len = UInt64(vec.count)
-                return try Sys.pagemapScan(pagemap, &arg)
+        try scan(rearm: true, into: &regions) { range in
+            if let last = out.last, last.end == range.start {
+                out[out.count - 1].count += range.count
+            } else {
+                out.append(range)
             }
-            for r in regions[0..<filled] {
-                let range = PageRange(start: (r.start - base) / pageSize, count: (r.end - r.start) / pageSize)
-                if let last = out.last, last.end == range.start {
-                    out[out.count - 1].count += range.count
-                } else {
-                    out.append(range)
-                }
-            }
-            // The vector filled before the walk ended: go on from where it stopped.
-            guard arg.walk_end > from else { break }
-            from = arg.walk_end
         }
         return out
     }
 
+    public func writtenSinceCollect() throws(SystemCallError) -> UInt64 {
+        try lifecycle.locked { () throws(SystemCallError) -> UInt64 in
+            guard uffd >= 0 else { return 0 }
+            var vector = [mp_page_region](repeating: mp_page_region(), count: 256)
+            var pages: UInt64 = 0
+            try scan(rearm: false, into: &vector) { pages += $0.count }
+            return pages
+        }
+    }
+
+    /// One PAGEMAP_SCAN walk over the region for written pages, `vector` at a time; with
+    /// `rearm`, the pages found are write-protected again (the get-and-clear).
+    private func scan(rearm: Bool, into vector: inout [mp_page_region], _ found: (PageRange) -> Void) throws(SystemCallError) {
+        let base = Sys.address(memory.base), end = base + UInt64(memory.byteCount)
+        let pageSize = UInt64(memory.pageSize)
+        var from = base
+        while from < end {
+            var arg = mp_pm_scan_arg()
+            arg.size = UInt64(MemoryLayout<mp_pm_scan_arg>.size)
+            arg.flags = rearm ? UInt64(MP_PM_SCAN_WP_MATCHING | MP_PM_SCAN_CHECK_WPASYNC) : 0
+            arg.start = from
+            arg.end = end
+            arg.category_mask = UInt64(MP_PAGE_IS_WRITTEN)
+            arg.return_mask = UInt64(MP_PAGE_IS_WRITTEN)
+            let filled = try vector.withUnsafeMutableBufferPointer { vec throws(SystemCallError) in
+                arg.vec = Sys.address(vec.baseAddress!)
+                arg.vec_len = UInt64(vec.count)
+                return try Sys.pagemapScan(pagemap, &arg)
+            }
+            for r in vector[0..<filled] { found(PageRange(start: (r.start - base) / pageSize, count: (r.end - r.start) / pageSize)) }
+            // The vector filled before the walk ended: go on from where it stopped.
+            guard arg.walk_end > from else { break }
+            from = arg.walk_end
+        }
+    }
+
     public func stop() {
-        guard uffd >= 0 else { return }
-        Sys.uffdUnregister(uffd, memory.base, memory.byteCount)
-        Sys.close(uffd)
-        Sys.close(pagemap)
-        uffd = -1
-        pagemap = -1
+        lifecycle.locked {
+            guard uffd >= 0 else { return }
+            Sys.uffdUnregister(uffd, memory.base, memory.byteCount)
+            Sys.close(uffd)
+            Sys.close(pagemap)
+            uffd = -1
+            pagemap = -1
+        }
     }
 }

@@ -7,6 +7,20 @@ public struct GuestError: Error, CustomStringConvertible, Sendable {
     public let description: String
 }
 
+/// Where a guest's workloads had got when it stopped: what a migration carries besides memory
+/// (QEMU's device state), so that the destination's guest goes on rather than starts over.
+public struct GuestSnapshot: Equatable, Sendable {
+    /// Per workload: `fill`, the pages written; the others, the guest nanoseconds they ran.
+    public var progress: [UInt64]
+    /// The last write sequence of every page (0: never written).
+    public var sequences: [UInt64]
+
+    public init(progress: [UInt64], sequences: [UInt64]) {
+        self.progress = progress
+        self.sequences = sequences
+    }
+}
+
 /// A guest: `GuestMemory` and one thread per workload writing into it. Workload `i` of `k`
 /// owns pages `i·N/k ..< (i+1)·N/k` alone, so no two threads write one page. Every write is a
 /// `PageStamp` with the page's next sequence number; the guest keeps the last sequence of every
@@ -25,19 +39,32 @@ public final class Guest: @unchecked Sendable {
     private var threads: [pthread_t] = []
 
     /// Checks every workload against the memory (a trace that cannot be opened, a fill larger
-    /// than its share); starts nothing.
-    public init(memory: GuestMemory, workloads: [GuestWorkload]) throws(GuestError) {
+    /// than its share); starts nothing. With `resuming`, the guest goes on from where a migrated
+    /// guest stopped: the same workloads, its page sequences, each workload's progress.
+    public init(memory: GuestMemory, workloads: [GuestWorkload], resuming snapshot: GuestSnapshot? = nil) throws(GuestError) {
         guard !workloads.isEmpty else { throw GuestError(description: "a guest needs at least one workload") }
+        if let snapshot {
+            guard snapshot.progress.count == workloads.count else {
+                throw GuestError(description: "the migrated guest ran \(snapshot.progress.count) workloads; this one is given \(workloads.count)")
+            }
+            guard UInt64(snapshot.sequences.count) == memory.pageCount else {
+                throw GuestError(description: "the migrated guest had \(snapshot.sequences.count) pages; this one has \(memory.pageCount)")
+            }
+        }
         self.memory = memory
         self.workloads = workloads
         sequences = .allocate(capacity: Int(memory.pageCount))
-        sequences.initialize(repeating: 0, count: Int(memory.pageCount))
+        if let snapshot {
+            _ = UnsafeMutableBufferPointer(start: sequences, count: Int(memory.pageCount)).initialize(from: snapshot.sequences)
+        } else {
+            sequences.initialize(repeating: 0, count: Int(memory.pageCount))
+        }
         let n = UInt64(workloads.count)
         for (i, workload) in workloads.enumerated() {
             let lo = memory.pageCount * UInt64(i) / n, hi = memory.pageCount * UInt64(i + 1) / n
             guard hi > lo else { throw GuestError(description: "\(workloads.count) workloads need at least as many pages") }
             runners.append(try Runner(workload, pages: PageRange(start: lo, count: hi - lo), memory: memory,
-                                      sequences: sequences, control: control))
+                                      sequences: sequences, control: control, resumingAt: snapshot?.progress[i] ?? 0))
         }
     }
 
@@ -83,6 +110,12 @@ public final class Guest: @unchecked Sendable {
 
     /// The first failure of a workload thread (a trace that fails to decode), if any.
     public var failure: String? { control.monitor.locked { control.failure } }
+
+    /// Where the workloads are and every page's last sequence, for a guest that goes on
+    /// elsewhere (`init(memory:workloads:resuming:)`). Exact while the guest is paused or stopped.
+    public func snapshot() -> GuestSnapshot {
+        control.monitor.locked { GuestSnapshot(progress: runners.map(\.progress), sequences: lastSequences()) }
+    }
 
     /// The sequence of the last stamp written to `page`; 0 if it was never written. Exact while
     /// the guest is paused or stopped.
@@ -151,11 +184,22 @@ private final class Runner: @unchecked Sendable {
     /// Nanoseconds spent parked: the workload's clock stops while the guest is paused.
     var paused: UInt64 = 0
     var writes: UInt64 = 0
+    /// Where a migrated workload resumes (see `GuestSnapshot.progress`), and the guest time at
+    /// which this thread started.
+    let resumedAt: UInt64
+    var origin: UInt64 = 0
+    /// Pages filled so far (`fill` only).
+    var filled: UInt64 = 0
+    /// `GuestSnapshot.progress`, brought up to date at every safe point where the thread parks.
+    var progress: UInt64
 
     struct Stop: Error {}
 
     init(_ workload: GuestWorkload, pages: PageRange, memory: GuestMemory, sequences: UnsafeMutablePointer<UInt64>,
-         control: Guest.Control) throws(GuestError) {
+         control: Guest.Control, resumingAt: UInt64) throws(GuestError) {
+        resumedAt = resumingAt
+        progress = resumingAt
+        filled = resumingAt
         self.memory = memory
         self.sequences = sequences
         self.control = control
@@ -186,7 +230,7 @@ private final class Runner: @unchecked Sendable {
     @inline(__always)
     func write(_ page: UInt64) throws(Stop) {
         // About to park: count what was written first, so that a paused guest's count is exact.
-        if control.pauseRequested.load(ordering: .relaxed) { flushCount() }
+        if control.pauseRequested.load(ordering: .relaxed) { flushCount(); noteProgress() }
         paused += control.checkpoint()
         if control.stopRequested.load(ordering: .relaxed) { throw Stop() }
         let p = pages.start + page
@@ -199,7 +243,8 @@ private final class Runner: @unchecked Sendable {
     /// Sleeps until guest time `deadline`, counted as parked meanwhile (nothing is mid-write),
     /// so that `pause()` need not wait for the sleep to end; stays parked while paused.
     func sleep(until deadline: UInt64) throws(Stop) {
-        flushCount()  // parked while asleep: the count must be exact if a pause comes
+        flushCount()  // parked while asleep: the count and progress must be exact if a pause comes
+        noteProgress()
         let stopped = control.monitor.locked { () -> Bool in
             control.parked += 1
             control.monitor.broadcast()
@@ -219,22 +264,33 @@ private final class Runner: @unchecked Sendable {
         if stopped { throw Stop() }
     }
 
+    func noteProgress() {
+        switch workload {
+        case .fill: progress = filled
+        case .synthetic, .trace: progress = resumedAt + (now - origin)
+        }
+    }
+
     func flushCount() {
         control.writes.add(writes, ordering: .relaxed)
         writes = 0
     }
 
     func run() {
+        origin = now
         do {
             switch workload {
             case .fill(let bytes):
                 let n = (bytes + UInt64(memory.pageSize) - 1) / UInt64(memory.pageSize)
-                for page in 0..<n {
+                for page in min(filled, n)..<n {
                     try write(page)
+                    filled = page + 1
                     if page & 255 == 255 { flushCount() }
                 }
             case .synthetic(var spec):
                 spec.pages = pages.count
+                // A resumed workload draws other pages than the run it continues.
+                spec.seed &+= resumedAt
                 try runSynthetic(SyntheticWorkload(spec))
             case .trace(_, let speed):
                 try runTrace(trace!, speed: speed)
@@ -244,6 +300,7 @@ private final class Runner: @unchecked Sendable {
             control.monitor.locked { if control.failure == nil { control.failure = "\(workload): \(error)" } }
         }
         flushCount()
+        noteProgress()
         control.monitor.locked {
             control.finished += 1
             control.monitor.broadcast()
@@ -268,11 +325,17 @@ private final class Runner: @unchecked Sendable {
     }
 
     /// Each interval's pages spread evenly over the interval (divided by `speed`), in 1 ms
-    /// slices of guest time. Trace pages beyond this share wrap around it.
+    /// slices of guest time. Trace pages beyond this share wrap around it. A resumed replay
+    /// starts again at the beginning of the interval it was in.
     func runTrace(_ trace: TraceReader, speed: Double) throws {
         let length = UInt64(Double(trace.header.intervalNanoseconds) / speed)
         var intervalStart = now
+        var skip = resumedAt / max(length, 1)
         try trace.forEachInterval { view in
+            if skip > 0 {
+                skip -= 1
+                return
+            }
             let total = view.written.reduce(0) { $0 + $1.count }
             var done: UInt64 = 0
             for range in view.written {

@@ -17,6 +17,8 @@ public final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     public let mechanism: String
     private let useUnpopulatedMarkers: Bool
     private var state: State?
+    /// Guards `state` against `writtenSinceCollect()` on another thread while `stop()` clears it.
+    private let stateLock = Monitor()
     private var handler: pthread_t?
 
     /// `unpopulatedMarkers: false` populates the region at start even when the kernel could
@@ -115,6 +117,11 @@ public final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
         }
     }
 
+    public func writtenSinceCollect() throws(SystemCallError) -> UInt64 {
+        let current = stateLock.locked { state }
+        return current.map { s in s.monitor.locked { s.dirty.count } } ?? 0
+    }
+
     public func stop() {
         guard let state else { return }
         Sys.signal(wakePipe: state.wake.write)
@@ -123,7 +130,7 @@ public final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
         Sys.close(state.uffd)
         Sys.close(state.wake.read)
         Sys.close(state.wake.write)
-        self.state = nil
+        stateLock.locked { self.state = nil }
         handler = nil
     }
 }

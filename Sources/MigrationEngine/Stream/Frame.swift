@@ -74,6 +74,16 @@ public struct FrameEncoder: Sendable {
             }
         case let .ping(nonce), let .pong(nonce):
             try frame(message.type) { out in out.put(nonce) }
+        case let .deviceState(progress):
+            try frame(.deviceState) { out in
+                out.put(UInt32(truncatingIfNeeded: progress.count)); out.put(UInt32(0))
+                for p in progress { out.put(p) }
+            }
+        case let .stamps(start, sequences):
+            try frame(.stamps) { out in
+                out.put(start); out.put(UInt32(truncatingIfNeeded: sequences.count)); out.put(UInt32(0))
+                for s in sequences { out.put(s) }
+            }
         case let .abort(reason):
             try frame(.abort) { out in out.append(contentsOf: reason.utf8) }
         case .stopAndCopy, .complete, .postcopyStartAck, .resume, .resumeAck:

@@ -273,6 +273,19 @@ private struct PayloadReader {
             try size(8)
             return type == .ping ? .ping(nonce: bytes.u64(0)) : .pong(nonce: bytes.u64(0))
         case .abort: return .abort(reason: try text(from: 0))
+        case .deviceState:
+            guard bytes.count >= 8 else { throw malformed(0, "payload is \(bytes.count) bytes, shorter than its count") }
+            let n = Int(bytes.u32(0))
+            try size(8 + 8 * n)
+            guard bytes.u32(4) == 0 else { throw malformed(4, "reserved field is not zero") }
+            return .deviceState(progress: (0..<n).map { bytes.u64(8 + 8 * $0) })
+        case .stamps:
+            guard bytes.count >= 16 else { throw malformed(0, "payload is \(bytes.count) bytes, shorter than its start and count") }
+            let start = bytes.u64(0), n = Int(bytes.u32(8))
+            try size(16 + 8 * n)
+            guard n > 0, start <= UInt64.max - UInt64(n) else { throw malformed(0, "stamps (start \(start), count \(n)) are empty or run past the last page number") }
+            guard bytes.u32(12) == 0 else { throw malformed(12, "reserved field is not zero") }
+            return .stamps(start: start, sequences: (0..<n).map { bytes.u64(16 + 8 * $0) })
         case .stopAndCopy, .complete, .postcopyStartAck, .resume, .resumeAck:
             try size(0)
             switch type {

@@ -16,6 +16,12 @@ public enum StreamMessage: Equatable, Sendable {
     case passEnd(pass: UInt32, pagesSent: UInt64)
     /// The source has stopped the guest; what follows is the final copy (or postcopy).
     case stopAndCopy
+    /// Stopped copy (version 3): how far each of the guest's workloads had got when the source
+    /// stopped it — what QEMU calls device state; the destination's guest goes on from there.
+    case deviceState(progress: [UInt64])
+    /// Stopped copy (version 3): the last write sequence of pages `start ..< start + count` on
+    /// the stopped source, what the destination verifies against and its guest continues from.
+    case stamps(start: UInt64, sequences: [UInt64])
     /// The source has sent everything; the destination must verify and answer `completeAck`.
     case complete
     /// Return path: the destination's verdict on the whole guest, with a one-line detail.
@@ -58,6 +64,8 @@ public enum StreamMessage: Equatable, Sendable {
         case .ping: .ping
         case .pong: .pong
         case .abort: .abort
+        case .deviceState: .deviceState
+        case .stamps: .stamps
         }
     }
 }
@@ -67,12 +75,14 @@ public enum StreamMessage: Equatable, Sendable {
 public enum StreamMessageType: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     case hello = 1, helloAck, pages, passStart, passEnd, stopAndCopy, complete, completeAck,
          postcopyStart, postcopyStartAck, pageRequest, receivedBitmap, resume, resumeAck,
-         ping, pong, abort
+         ping, pong, abort, deviceState, stamps
 
-    /// The first protocol version that has this message (version 1 lacks the watchdog).
+    /// The first protocol version that has this message (version 1 lacks the watchdog, version
+    /// 2 the device state and stamps).
     public var since: UInt16 {
         switch self {
         case .ping, .pong: 2
+        case .deviceState, .stamps: 3
         default: 1
         }
     }
@@ -96,6 +106,8 @@ public enum StreamMessageType: UInt8, CaseIterable, Sendable, CustomStringConver
         case .ping: "ping"
         case .pong: "pong"
         case .abort: "abort"
+        case .deviceState: "device-state"
+        case .stamps: "stamps"
         }
     }
 }
@@ -111,10 +123,10 @@ public struct StreamFeatures: OptionSet, Hashable, Sendable {
     public static let recovery = StreamFeatures(rawValue: 1 << 1)
 }
 
-/// The protocol versions this code speaks: 2, and 1 for peers one version behind.
+/// The protocol versions this code speaks: 3, and 2 for peers one version behind.
 public enum StreamVersion {
-    public static let current: UInt16 = 2
-    public static let oldest: UInt16 = 1
+    public static let current: UInt16 = 3
+    public static let oldest: UInt16 = 2
 
     /// Throws `unsupportedVersion` unless `version` is one this side speaks.
     public static func check(_ version: UInt16, at offset: Int? = nil) throws(StreamError) {

@@ -127,6 +127,10 @@ public struct StreamReceiverState: StreamStateMachine, Sendable {
             life.state = .stoppedCopy
         case let (.stoppedCopy, .pages(start, count, _, _)), let (.postcopy, .pages(start, count, _, _)):
             try checkRanges(message, [PageRange(start: start, count: UInt64(count))])
+        case (.stoppedCopy, .deviceState):
+            break
+        case let (.stoppedCopy, .stamps(start, sequences)):
+            try checkRanges(message, [PageRange(start: start, count: UInt64(sequences.count))])
         case let (.stoppedCopy, .postcopyStart(discard)):
             guard features.contains(.postcopy) else { throw life.refuse(message, "the source's hello did not offer postcopy") }
             try checkRanges(message, discard)

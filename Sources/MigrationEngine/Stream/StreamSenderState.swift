@@ -84,7 +84,8 @@ public struct StreamSenderState: StreamStateMachine, Sendable {
             openPass = pass
         case let (.precopy, .passEnd(pass, _)) where openPass == pass:
             openPass = nil
-        case (.precopy, .pages) where openPass != nil, (.stoppedCopy, .pages), (.postcopy, .pages):
+        case (.precopy, .pages) where openPass != nil, (.stoppedCopy, .pages), (.postcopy, .pages),
+             (.stoppedCopy, .deviceState), (.stoppedCopy, .stamps):
             break
         case (.precopy, .stopAndCopy) where openPass == nil:
             life.state = .stoppedCopy

@@ -1,0 +1,142 @@
+import CUring
+import Glibc
+import Traces
+
+/// The destination's half of postcopy: the guest region registered with userfaultfd in missing
+/// mode, so that a guest thread touching a page that has not arrived sleeps in the kernel while
+/// its fault becomes a page request on the return path; pages that arrive are installed with
+/// `UFFDIO_COPY` (or `UFFDIO_ZEROPAGE`), which wakes it. The received bitmap says which pages
+/// hold the source's content (or the guest's newer writes): a page is installed at most once
+/// and never over a present page, and no fault is ever answered with anything but the page.
+final class PostcopyFaults: @unchecked Sendable {
+    // @unchecked: `received`, `requested`, `faults` and `stopping` are touched under `lock` only;
+    // `thread` by the owner's thread only.
+    let memory: GuestMemory
+    private let fd: Int32
+    private let wake: (read: Int32, write: Int32)
+    private let lock = Monitor()
+    private var received: PageBitmap
+    private var requested: PageBitmap
+    private var faults: UInt64 = 0
+    private var stopping = false
+    private var thread: pthread_t?
+    private let request: @Sendable ([PageRange]) throws -> Void
+    /// Why the fault thread stopped early, if it did.
+    private(set) var failure: (any Error)?
+
+    /// Drops the `stale` pages (they will come again) and registers the region; the pages
+    /// outside `stale` that the destination has received count as present. `request` sends a
+    /// page request on the return path; it is called from the fault thread.
+    init(memory: GuestMemory, stale: [PageRange], request: @escaping @Sendable ([PageRange]) throws -> Void) throws(SystemCallError) {
+        self.memory = memory
+        self.request = request
+        received = PageBitmap(pages: memory.pageCount)
+        received.insertAll(below: memory.pageCount)
+        requested = PageBitmap(pages: memory.pageCount)
+        for r in stale {
+            try Sys.discard(memory.pointer(page: r.start), Int(r.count) * memory.pageSize)
+            for page in r.start..<r.end { received.remove(mask: 1 << (page & 63), inWord: Int(page >> 6)) }
+        }
+        let fd = try Sys.uffdOpen(features: 0)
+        do throws(SystemCallError) {
+            try Sys.uffdRegister(fd, memory.base, memory.byteCount, mode: UInt64(MP_UFFDIO_REGISTER_MODE_MISSING))
+            wake = try Sys.wakePipe()
+        } catch {
+            Sys.close(fd)
+            throw error
+        }
+        self.fd = fd
+    }
+
+    deinit {
+        stop()
+        Sys.uffdUnregister(fd, memory.base, memory.byteCount)
+        Sys.close(fd)
+        Sys.close(wake.read)
+        Sys.close(wake.write)
+    }
+
+    /// Starts the thread that turns faults into page requests.
+    func start() throws(SystemCallError) {
+        thread = try Sys.startThread { [self] in serveFaults() }
+    }
+
+    /// Ends the fault thread (the region stays registered until deinit: a page still missing
+    /// keeps its faulting thread asleep rather than reading zeros).
+    func stop() {
+        guard let thread else { return }
+        lock.locked { stopping = true }
+        Sys.signal(wakePipe: wake.write)
+        Sys.join(thread)
+        self.thread = nil
+    }
+
+    /// Pages still missing, and distinct pages the guest faulted on (remote faults).
+    var missingPages: UInt64 { lock.locked { memory.pageCount - received.count } }
+    var remoteFaults: UInt64 { lock.locked { faults } }
+    /// The received bitmap as ranges (what recovery sends back).
+    var receivedRanges: [PageRange] { lock.locked { var copy = received; return copy.ranges(clearing: true) } }
+
+    /// Installs the pages of a run that have not been received yet (`data` nil: a zero run);
+    /// returns how many were new.
+    @discardableResult
+    func install(start: UInt64, count: UInt64, data: UnsafeRawBufferPointer?) throws(SystemCallError) -> UInt64 {
+        let pageSize = UInt64(memory.pageSize)
+        // Runs of pages not received yet, taken under the lock so that two arrivals of one page
+        // (a request answered while the background push also sent it) install it once.
+        var runs: [PageRange] = []
+        lock.locked {
+            var page = start
+            while page < start + count {
+                guard !received.contains(page) else { page += 1; continue }
+                var end = page
+                while end < start + count, !received.contains(end) {
+                    received.insert(mask: 1 << (end & 63), inWord: Int(end >> 6))
+                    end += 1
+                }
+                runs.append(PageRange(start: page, count: end - page))
+                page = end
+            }
+        }
+        for run in runs {
+            var done: UInt64 = 0
+            while done < run.count * pageSize {
+                let at = Sys.address(memory.pointer(page: run.start)) + done
+                let source = data.map { $0.baseAddress! + Int((run.start - start) * pageSize + done) }
+                let n = try Sys.uffdInstall(fd, at: at, from: source, length: run.count * pageSize - done)
+                // 0: a page is present already, which only a racing install of the same page can
+                // have done; skip it.
+                done += n == 0 ? pageSize : n
+            }
+        }
+        return runs.pageCount
+    }
+
+    /// The fault thread: faults on pages not yet requested become one page request per wake-up.
+    private func serveFaults() {
+        do {
+            while true {
+                let readable = try Sys.pollReadable([fd, wake.read])
+                if lock.locked({ stopping }) { return }
+                guard readable[0] else { continue }
+                var pages: [UInt64] = []
+                while let fault = try Sys.uffdReadFault(fd) {
+                    let page = (fault.address - Sys.address(memory.base)) / UInt64(memory.pageSize)
+                    guard page < memory.pageCount else { continue }
+                    pages.append(page)
+                }
+                let fresh = lock.locked { () -> [UInt64] in
+                    var out: [UInt64] = []
+                    for page in pages where !received.contains(page) && requested.insert(page) { out.append(page) }
+                    faults += UInt64(out.count)
+                    return out
+                }
+                guard !fresh.isEmpty else { continue }
+                var sorted = fresh
+                try request([PageRange].coalescing(pages: &sorted))
+            }
+        } catch {
+            lock.locked { failure = error }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+
+/// migrate, incoming and guest as a user runs them: real guests, real sockets, real processes.
+/// Caps keep the debug build's encoder (≈ 150 MB/s) from setting the pace.
+@Suite(.serialized) struct MigrateCommandTests {
+    let e2e = TraceCommandTests()
+    var root: URL { TraceCommandTests.packageRoot }
+    func policy(_ name: String) -> String { root.appendingPathComponent("policies/\(name).yaml").path }
+
+    /// The JSON lines of `migrate --json`: the decisions, then the summary.
+    func jsonLines(_ run: TraceCommandTests.Run) throws -> (decisions: [[String: Any]], summary: [String: Any]) {
+        let objects = try run.stdout.split(separator: "\n").map { line in
+            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        }
+        let summary = try #require(objects.last)
+        return (Array(objects.dropLast()), summary)
+    }
+
+    /// Starts `migpilot ARGS` in the background; its stderr is collected.
+    func background(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: TraceCommandTests.binary)
+        p.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        return (p, out, err)
+    }
+
+    func freshSocket() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("migpilot-e2e-\(UUID().uuidString).sock").path
+    }
+
+    func waitFor(_ path: String) {
+        for _ in 0..<500 where !FileManager.default.fileExists(atPath: path) { usleep(20_000) }
+    }
+
+    @Test func theEmbeddedDefaultMigratesAConvergingGuestInPrecopy() throws {
+        let run = try e2e.migpilot(["migrate", "--policy", policy("precopy"),
+                                    "--memory", "32MiB", "--workload", "fill:16MiB", "--workload", "uniform:rate=2000", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let (decisions, last) = try jsonLines(run)
+        #expect(last["status"] as? String == "completed")
+        #expect(last["verified"] as? Bool == true)
+        #expect(last["postcopy_time_s"] is NSNull)
+        for key in ["total_time_s", "downtime_s", "transferred_bytes", "passes", "postcopy_time_s", "remote_faults", "recoveries"] {
+            #expect(last.keys.contains(key), "missing \(key)")
+        }
+        // The decisions come first, one JSON object a line, with QEMU's state names.
+        #expect((decisions.first?["status"] as? [String: Any])?["status"] as? String == "active")
+        #expect(run.stderr.contains("dirty tracking: "))
+    }
+
+    @Test func aWriterFasterThanTheLinkCompletesThroughPostcopyUnderAdaptive() throws {
+        // 40,000 page writes/s over 8 MiB against 100 Mbit/s (≈ 3,000 pages/s): precopy cannot
+        // converge, and adaptive.yaml (the default policy) says so and switches.
+        let run = try e2e.migpilot(["migrate", "--memory", "16MiB", "--workload", "fill:8MiB", "--workload", "uniform:rate=40000",
+                                    "--bandwidth", "100Mbit/s", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let (decisions, last) = try jsonLines(run)
+        #expect(last["status"] as? String == "completed")
+        #expect(last["verified"] as? Bool == true, "\(last)")
+        #expect((last["postcopy_time_s"] as? Double ?? 0) > 0)
+        let switched = try #require(decisions.first { ($0["action"] as? [String: Any])?["action"] as? String == "start-postcopy" })
+        #expect((switched["reason"] as? String)?.contains("will not converge") == true, "\(switched)")
+        #expect(decisions.contains { ($0["status"] as? [String: Any])?["status"] as? String == "postcopy-active" })
+    }
+
+    @Test func postcopyWorksThroughATwoWayExecTransport() throws {
+        // The stream goes to the child's stdin, page requests come back on its stdout.
+        let run = try e2e.migpilot(["migrate", "--policy", policy("libvirt-postcopy-after-precopy"),
+                                    "--to", "exec:\(TraceCommandTests.binary) incoming stdio --memory 16MiB",
+                                    "--memory", "16MiB", "--workload", "uniform:rate=20000", "--bandwidth", "100Mbit/s", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let (_, last) = try jsonLines(run)
+        #expect(last["status"] as? String == "completed")
+        #expect(last["verified"] as? Bool == true)
+        #expect((last["postcopy_time_s"] as? Double ?? 0) > 0)
+        #expect(run.stderr.contains("incoming: ") && run.stderr.contains("through postcopy"), "\(run.stderr)")
+    }
+
+    @Test func aDestinationGuestInAnotherProcessRunsTheWorkloadOn() throws {
+        let socket = freshSocket()
+        let (guest, out, err) = try background(["guest", "--incoming", "unix:\(socket)", "--memory", "16MiB",
+                                                 "--workload", "uniform:rate=3000", "--run-for", "0.5s"])
+        defer { if guest.isRunning { guest.terminate() } }
+        waitFor(socket)
+        let run = try e2e.migpilot(["migrate", "--to", "unix:\(socket)", "--policy", policy("libvirt-postcopy-after-precopy"),
+                                    "--memory", "16MiB", "--workload", "uniform:rate=3000", "--bandwidth", "100Mbit/s"])
+        guest.waitUntilExit()
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("verified    yes"))
+        let said = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(guest.terminationStatus == 0, "\(said)")
+        #expect(said.contains("checked against the source's stamps and the writes made here since"), "\(said)")
+        let table = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let writes = table.split(separator: "\n").first { $0.hasPrefix("page writes") }.flatMap { $0.split(separator: " ").dropFirst(2).first }
+        #expect((writes.flatMap { Int($0) } ?? 0) > 0, "\(table)")
+    }
+
+    @Test func incomingInAnotherProcessReceivesOverAUnixSocket() throws {
+        let socket = freshSocket()
+        let (incoming, _, err) = try background(["incoming", "unix:\(socket)", "--memory", "16MiB"])
+        defer { if incoming.isRunning { incoming.terminate() } }
+        waitFor(socket)
+        let run = try e2e.migpilot(["migrate", "--to", "unix:\(socket)", "--policy", policy("precopy"),
+                                    "--memory", "16MiB", "--workload", "uniform:rate=1000"])
+        incoming.waitUntilExit()
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("verified    yes"))
+        #expect(incoming.terminationStatus == 0)
+        #expect(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("checked against the source's final stamps"))
+    }
+
+    @Test func aGuestRunsOnItsOwn() throws {
+        let run = try e2e.migpilot(["guest", "--memory", "8MiB", "--workload", "uniform:rate=2000", "--run-for", "0.3s"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("page writes"))
+    }
+
+    @Test func wrongFlagsSayWhatWasExpected() throws {
+        let run = try e2e.migpilot(["migrate", "--workload", "uniform:speed=3"])
+        #expect(run.status == 64)
+        #expect(run.stderr.contains("expected uniform:rate=PAGES_PER_S"), "\(run.stderr)")
+        let bad = try e2e.migpilot(["incoming", "rdma:host:1", "--memory", "1MiB"])
+        #expect(bad.status == 64)
+        let none = try e2e.migpilot(["guest", "--memory", "1MiB"])
+        #expect(none.status == 64)
+        #expect(none.stderr.contains("--workload"), "\(none.stderr)")
+    }
+}
