@@ -101,6 +101,14 @@ enum Sys {
     static func sleep(nanoseconds: UInt64) { mp_sleep_ns(nanoseconds) }
 
     static func processExists(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 || Glibc.errno == EPERM }
+
+    /// Alive and not a zombie (a zombie still answers kill(pid, 0) but has no memory to read).
+    static func processIsRunning(_ pid: pid_t) -> Bool {
+        guard processExists(pid), let stat = try? readWholeFile("/proc/\(pid)/stat"),
+              let close = stat.lastIndex(of: UInt8(ascii: ")")), close + 2 < stat.count else { return false }
+        let state = stat[close + 2]
+        return state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
+    }
 }
 
 /// A command started by migpilot (the recorder's `-- COMMAND`), reaped by migpilot alone.

@@ -77,6 +77,28 @@ import Testing
         #expect(trace.notes.contains { $0.key == "ended_early" })
     }
 
+    @Test func followsAProcessThroughItsExecs() throws {
+        // A wrapper that execs again and again (as a pyenv shim or a launcher script does
+        // once or twice): a scan that meets an exec starts again on the new address space
+        // instead of taking the process for dead.
+        let dir = try ScratchDirectory()
+        defer { dir.cleanup() }
+        let script = dir.path("reexec.sh")
+        try "#!/bin/sh\nif [ \"$1\" -gt 0 ]; then exec \"$0\" $(($1 - 1)); fi\nexec sleep 5\n"
+            .write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let wrapper = Process()
+        wrapper.executableURL = URL(fileURLWithPath: script)
+        wrapper.arguments = ["5000"]
+        try wrapper.run()
+        // SIGKILL: the test runner's blocked signals are inherited by what Foundation spawns.
+        defer { kill(wrapper.processIdentifier, SIGKILL); wrapper.waitUntilExit() }
+        let report = try TraceRecorder(pid: wrapper.processIdentifier, intervalNanoseconds: 20_000_000,
+                                       durationNanoseconds: 1_000_000_000).record(to: dir.path("exec.trace"))
+        #expect(!report.endedEarly)
+        #expect(report.intervals == 50)
+    }
+
     @Test func refusesAnIntervalItCannotKeep() throws {
         let dir = try ScratchDirectory()
         defer { dir.cleanup() }

@@ -41,9 +41,31 @@ final class ProcessScanner {
         buffer.deallocate()
     }
 
-    /// Scans every writable mapping once.
+    /// Scans every writable mapping once. A target that calls exec() during the scan (a
+    /// wrapper script, a pyenv shim) makes the kernel answer ESRCH for the address space it
+    /// left: the scan starts again on the new one, keeping what it already found changed,
+    /// for as long as the process is alive and not a zombie.
     func scan() throws(SystemCallError) -> Result {
-        var result = Result(changedPages: [], presentBytes: 0, writableBytes: 0)
+        var changed: [UInt64] = []
+        var attempt = 0
+        while true {
+            var result = Result(changedPages: changed, presentBytes: 0, writableBytes: 0)
+            do {
+                try scan(into: &result)
+                if attempt > 0 { result.changedPages = Array(Set(result.changedPages)).sorted() }
+                return result
+            } catch where error.errno == ESRCH && attempt < Self.execRetries && Sys.processIsRunning(pid) {
+                changed = result.changedPages
+                attempt += 1
+                Sys.sleep(nanoseconds: 1_000_000)
+            }
+        }
+    }
+
+    /// How many times a scan starts again after an exec() (a chain of wrappers execs a few times).
+    private static let execRetries = 50
+
+    private func scan(into result: inout Result) throws(SystemCallError) {
         var batch = Batch()
         let pagemap = usesPagemapScan ? try Sys.open("/proc/\(pid)/pagemap", O_RDONLY) : nil
         defer { if let pagemap { Sys.close(pagemap) } }
@@ -73,7 +95,6 @@ final class ProcessScanner {
             }
         }
         try flush(&batch, into: &result)
-        return result
     }
 
     private struct Piece {
