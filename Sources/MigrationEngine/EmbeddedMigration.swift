@@ -197,6 +197,9 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         var ranges = [PageRange(start: 0, count: memory.pageCount)][...]
         var sentInPass: UInt64 = 0
         var thresholdReported = false
+        // Pass 1 sends every page: what the guest wrote before it starts is in it already (QEMU
+        // starts with an all-ones bitmap and a cleared log). Writes from here on are caught.
+        _ = try tracker.collect()
         try frame(.passStart(pass: 1))
         while true {
             switch monitor.locked({ request }) {
@@ -350,9 +353,14 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         let guestBytes = UnsafeRawBufferPointer(start: guest.memory.base, count: guest.memory.byteCount)
         try frame(.stopAndCopy)
         let before = connection.bytesSent + UInt64(connection.encoder.bytes.count)
+        // In slices of at most one flush: a whole range at once would grow the encoder's
+        // buffer to the size of the range (hundreds of MiB, copied as it grows).
+        let slice = UInt64(StreamConnection.flushBytes / guest.memory.pageSize)
         for r in pending.ranges(clearing: true) {
-            try connection.encoder.appendRange(r, of: guestBytes)
-            try connection.flushIfFull()
+            for start in stride(from: r.start, to: r.end, by: Int(slice)) {
+                try connection.encoder.appendRange(PageRange(start: start, count: min(slice, r.end - start)), of: guestBytes)
+                try connection.flushIfFull()
+            }
         }
         try sendDeviceState()
         try frame(.complete)

@@ -31,19 +31,21 @@ struct GuestCommand: ParsableCommand {
     @Option(help: "Guest memory, e.g. 256MiB.", transform: Parse.byteCount) var memory: ByteCount
     @Option(help: "Workload (repeatable); see above.") var workload: [String]
     @Option(help: "Receive a migration first: tcp:HOST:PORT, unix:PATH or stdio.") var incoming: String?
+    @OptionGroup var destinationMemory: DestinationMemoryOptions
     @Option(help: "Run this long, then stop (default: until interrupted).", transform: Parse.timeSpan) var runFor: TimeSpan?
 
     func validate() throws {
         guard !workload.isEmpty else { throw ValidationError("expected at least one --workload, e.g. --workload uniform:rate=20000") }
         for w in workload { do { _ = try GuestWorkload(parsing: w) } catch { throw ValidationError("--workload: \(error)") } }
         if let incoming { do { _ = try MigrationURI(parsing: incoming) } catch { throw ValidationError("--incoming: \(error)") } }
+        if destinationMemory.prealloc, incoming == nil { throw ValidationError("--mem-prealloc applies to a guest started with --incoming") }
     }
 
     func run() throws {
         let workloads = try workload.map { try GuestWorkload(parsing: $0) }
         let guest: Guest
         if let incoming {
-            guard let running = try receiveMigration(uri: incoming, memory: memory, workloads: workloads).guest else {
+            guard let running = try receiveMigration(uri: incoming, memory: memory, options: destinationMemory, workloads: workloads).guest else {
                 throw fail("the destination's guest did not start", ExitCode.failure)
             }
             guest = running

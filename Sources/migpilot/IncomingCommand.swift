@@ -18,29 +18,32 @@ struct IncomingCommand: ParsableCommand {
 
             Example:
               migpilot incoming tcp:0.0.0.0:4444 --memory 256MiB
+              migpilot incoming unix:/run/mig.sock --memory 4GiB --mem-prealloc
             """
     )
 
     @Argument(help: "Where to listen: tcp:HOST:PORT, unix:PATH or stdio.") var uri: String
     @Option(help: "Guest memory; must match the source's.", transform: Parse.byteCount) var memory: ByteCount
+    @OptionGroup var destinationMemory: DestinationMemoryOptions
 
     func validate() throws {
         do { _ = try MigrationURI(parsing: uri) } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
-        let destination = try receiveMigration(uri: uri, memory: memory, workloads: [])
+        let destination = try receiveMigration(uri: uri, memory: memory, options: destinationMemory, workloads: [])
         destination.guest?.stop()
     }
 }
 
 /// Listens on `uri`, receives one migration into a guest of `memory` running `workloads`
 /// afterwards, and reports on stderr. Exits 65 when the stream fails or a page does not check out.
-func receiveMigration(uri: String, memory: ByteCount, workloads: [GuestWorkload]) throws -> MigrationDestination {
+func receiveMigration(uri: String, memory: ByteCount, options: DestinationMemoryOptions,
+                      workloads: [GuestWorkload]) throws -> MigrationDestination {
     let destination: MigrationDestination
     let report: DestinationReport
     do {
-        destination = MigrationDestination(memory: try GuestMemory(bytes: Int(memory.bytes)), workloads: workloads)
+        destination = MigrationDestination(memory: try options.memory(memory), workloads: workloads)
         let listener = try Transport.listen(try MigrationURI(parsing: uri))
         defer { listener.close() }
         let channel = try listener.accept()

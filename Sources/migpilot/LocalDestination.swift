@@ -15,10 +15,10 @@ final class LocalDestination: @unchecked Sendable {
     private var result: Result<DestinationReport, any Error>?
     private let done = DispatchSemaphore(value: 0)
 
-    init(memory: ByteCount, workloads: [GuestWorkload]) throws {
+    init(memory: GuestMemory, workloads: [GuestWorkload]) throws {
         listener = try Transport.listen(.tcp(host: "127.0.0.1", port: 0))
         uri = listener.uri
-        destination = MigrationDestination(memory: try GuestMemory(bytes: Int(memory.bytes)), workloads: workloads)
+        destination = MigrationDestination(memory: memory, workloads: workloads)
         DispatchQueue.global().async { [self] in
             result = Result { () throws -> DestinationReport in
                 let channel = try listener.accept()

@@ -47,11 +47,13 @@ struct MigrateCommand: ParsableCommand {
     @Option(help: "Override the policy's downtime limit.", transform: Parse.timeSpan) var downtimeLimit: TimeSpan?
     @Option(help: "Destination URI (default: a local destination over loopback tcp).") var to: String?
     @Option(help: "Give up after this long.", transform: Parse.timeSpan) var timeout = TimeSpan(nanoseconds: 600_000_000_000)
+    @OptionGroup(title: "The local destination (without --to)") var destinationMemory: DestinationMemoryOptions
     @Flag(help: "Print JSON lines: decisions, then a final summary.") var json = false
 
     func validate() throws {
         if let to { do { _ = try MigrationURI(parsing: to) } catch { throw ValidationError("--to: \(error)") } }
         for w in workload { do { _ = try GuestWorkload(parsing: w) } catch { throw ValidationError("--workload: \(error)") } }
+        if destinationMemory.prealloc, to != nil { throw ValidationError("--mem-prealloc sets up the local destination; with --to, give it to the destination (migpilot incoming --mem-prealloc)") }
     }
 
     func run() throws {
@@ -69,6 +71,7 @@ struct MigrateCommand: ParsableCommand {
         }
         defer { guest.stop() }
         Terminal.standardError(mechanism + "\n")
+        try waitUntilFilled(guest)
 
         // The destination: the one named by --to, or a guest started here over loopback tcp.
         let local: LocalDestination?
@@ -78,7 +81,7 @@ struct MigrateCommand: ParsableCommand {
                 local = nil
                 channel = try Transport.connect(try MigrationURI(parsing: to))
             } else {
-                let started = try LocalDestination(memory: memory, workloads: guest.workloads)
+                let started = try LocalDestination(memory: try destinationMemory.memory(memory), workloads: guest.workloads)
                 local = started
                 channel = try Transport.connect(started.uri)
             }
@@ -137,6 +140,19 @@ struct MigrateCommand: ParsableCommand {
 }
 
 extension MigrateCommand {
+    /// A guest is migrated once it holds its data, as a real one that has run for a while:
+    /// the `fill:` workloads first write their pages (the other workloads run meanwhile).
+    func waitUntilFilled(_ guest: Guest) throws {
+        let fills = guest.workloads.filter { if case .fill = $0 { true } else { false } }
+        guard !fills.isEmpty else { return }
+        while !guest.isFilled {
+            if let failure = guest.failure { throw fail("the guest failed: \(failure)", ExitCodes.unavailable) }
+            Terminal.progress("guest: filling (\(fills.map(\.description).joined(separator: ", "))), \(guest.pagesWritten) pages written")
+            usleep(20_000)
+        }
+        Terminal.endProgress()
+    }
+
     /// The live line: state, pass, remaining, dirty rate, bandwidth, ETA, predicted downtime.
     static func progressLine(_ s: MigrationStatus, lastAction: String) -> String {
         let left = ByteCount(bytes: s.remainingPages * UInt64(s.pageSize))

@@ -105,6 +105,10 @@ public final class Guest: @unchecked Sendable {
 
     public var isPaused: Bool { control.monitor.locked { control.pauseRequested.load(ordering: .relaxed) } }
 
+    /// True once every `fill` workload has written all its pages: the guest holds its data, as a
+    /// guest does that has run for a while before it is migrated.
+    public var isFilled: Bool { control.fillsPending.load(ordering: .acquiring) == 0 }
+
     /// Page writes so far (every stamp counts, repeats included).
     public var pagesWritten: UInt64 { control.writes.load(ordering: .relaxed) }
 
@@ -152,6 +156,8 @@ public final class Guest: @unchecked Sendable {
         let pauseRequested = Atomic<Bool>(false)
         let stopRequested = Atomic<Bool>(false)
         let writes = Atomic<UInt64>(0)
+        /// `fill` workloads that have not written all their pages yet.
+        let fillsPending = Atomic<Int>(0)
         var parked = 0
         var finished = 0
         var failure: String?
@@ -212,6 +218,7 @@ private final class Runner: @unchecked Sendable {
                 throw GuestError(description: "\(workload) does not fit its \(pages.count) pages of \(pageSize) bytes")
             }
             trace = nil
+            if filled < (bytes + pageSize - 1) / pageSize { control.fillsPending.add(1, ordering: .relaxed) }
         case .synthetic:
             trace = nil
         case .trace(let path, _):
@@ -282,11 +289,13 @@ private final class Runner: @unchecked Sendable {
             switch workload {
             case .fill(let bytes):
                 let n = (bytes + UInt64(memory.pageSize) - 1) / UInt64(memory.pageSize)
-                for page in min(filled, n)..<n {
+                guard filled < n else { break }
+                for page in filled..<n {
                     try write(page)
                     filled = page + 1
                     if page & 255 == 255 { flushCount() }
                 }
+                control.fillsPending.subtract(1, ordering: .releasing)
             case .synthetic(var spec):
                 spec.pages = pages.count
                 // A resumed workload draws other pages than the run it continues.
