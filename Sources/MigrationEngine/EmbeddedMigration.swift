@@ -92,7 +92,11 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         try frame(.hello(version: StreamVersion.current, pageSize: UInt32(memory.pageSize), pageCount: memory.pageCount, features: [.postcopy]))
         try connection.flush()
         _ = try expectReply("hello-ack")
+        // Pass 1 sends every page: what the guest wrote before it is in it already (QEMU starts
+        // with an all-ones bitmap and a cleared log), and the dirty samples start here too.
+        _ = try tracker.collect()
         monitor.locked {
+            lastSyncNanoseconds = Self.now()
             state = .active
             pass = 1
             remaining = memory.pageCount
@@ -197,9 +201,6 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         var ranges = [PageRange(start: 0, count: memory.pageCount)][...]
         var sentInPass: UInt64 = 0
         var thresholdReported = false
-        // Pass 1 sends every page: what the guest wrote before it starts is in it already (QEMU
-        // starts with an all-ones bitmap and a cleared log). Writes from here on are caught.
-        _ = try tracker.collect()
         try frame(.passStart(pass: 1))
         while true {
             switch monitor.locked({ request }) {

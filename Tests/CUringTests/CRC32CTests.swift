@@ -22,6 +22,33 @@ import Testing
         }
     }
 
+    /// Bit by bit, straight from the polynomial: the reference for the fast paths.
+    func referenceCRC(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        for byte in bytes {
+            c ^= UInt32(byte)
+            for _ in 0..<8 { c = (c >> 1) ^ (0x82F6_3B78 & (0 &- (c & 1))) }
+        }
+        return ~c
+    }
+
+    @Test func longBuffersTakeTheThreeLanePathAndAgreeWithTheReference() {
+        // Three lanes of 1,360 bytes: lengths and offsets around one and several blocks, and pages.
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<(5 * 4096 + 64)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        for length in [4079, 4080, 4081, 4096, 8160, 8161, 3 * 4096 + 5, 5 * 4096] {
+            for offset in [0, 1, 7, 8, 13] {
+                let slice = bytes[offset..<offset + length]
+                let fast = bytes.withUnsafeBytes { mp_crc32c(0, $0.baseAddress! + offset, length) }
+                #expect(fast == referenceCRC(slice), "length \(length) at offset \(offset)")
+            }
+        }
+        // Continued across a split inside a block.
+        let whole = bytes.withUnsafeBytes { mp_crc32c(0, $0.baseAddress, 12_000) }
+        let first = bytes.withUnsafeBytes { mp_crc32c(0, $0.baseAddress, 5_000) }
+        #expect(bytes.withUnsafeBytes { mp_crc32c(first, $0.baseAddress! + 5_000, 7_000) } == whole)
+    }
+
     @Test func fingerprintsAreZeroForZeroPagesAndDifferOtherwise() {
         var pages = [UInt8](repeating: 0, count: 4096 * 4)
         pages[4096 + 17] = 1  // page 1 differs from page 0 in one bit

@@ -115,6 +115,19 @@ import CUring
         #expect(throws: StreamError.self) { try guest.withUnsafeBytes { g in try e.appendRange(PageRange(start: 19, count: 2), of: g) } }
     }
 
+    @Test func dataRunsAreCutIntoSmallFrames() throws {
+        let pageSize = 4096, pages = Int(FrameEncoder.dataRunPages) * 2 + 3
+        let guest = [UInt8](repeating: 0xA5, count: pages * pageSize)
+        var e = FrameEncoder(pageSize: UInt32(pageSize))
+        try guest.withUnsafeBytes { g in _ = try e.appendRange(PageRange(start: 0, count: UInt64(pages)), of: g) }
+        var d = FrameDecoder(pageSize: UInt32(pageSize))
+        d.feed(e.bytes)
+        var counts: [UInt32] = []
+        while let m = try d.next() { if case let .pages(_, count, false, _) = m { counts.append(count) } }
+        let run = UInt32(FrameEncoder.dataRunPages)
+        #expect(counts == [run, run, 3])
+    }
+
     @Test func integersAreLittleEndianOnTheWire() throws {
         var e = FrameEncoder()
         try e.append(.ping(nonce: 0x0102_0304_0506_0708))

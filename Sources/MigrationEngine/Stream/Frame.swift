@@ -100,9 +100,17 @@ public struct FrameEncoder: Sendable {
         }
     }
 
+    /// Pages per data frame that `appendRange` writes. Small frames are cheap to make and to
+    /// take apart: each page is checked for zeros and copied while it is in the cache, the
+    /// frame's CRC is computed while the frame is, and the destination checks and copies a
+    /// frame while the bytes it just received are still in its cache. (The header costs 32
+    /// bytes per 64 KiB.)
+    public static let dataRunPages: UInt64 = 16
+
     /// Appends the frames that carry `range` of a guest whose memory is `guest` (page p at
-    /// byte p × pageSize): consecutive all-zero pages as zero runs, the others as data runs,
-    /// none longer than a payload allows. Returns how many pages went as zero runs.
+    /// byte p × pageSize): consecutive all-zero pages as zero runs, the others as data runs of
+    /// at most `dataRunPages`, no run longer than a payload allows. Returns how many pages went
+    /// as zero runs.
     @discardableResult
     public mutating func appendRange(_ range: PageRange, of guest: UnsafeRawBufferPointer) throws(StreamError) -> UInt64 {
         guard let pageSize else { throw StreamError(.malformedPayload, "pages before hello: the page size is not known") }
@@ -110,18 +118,28 @@ public struct FrameEncoder: Sendable {
             throw StreamError(.malformedPayload, "range \(range) is outside a guest of \(guest.count / pageSize) pages")
         }
         let longest = UInt64((maxPayload - StreamFrame.pagesPrefix) / pageSize)
+        let longestData = min(longest, Self.dataRunPages)
         var page = range.start, zeroPages: UInt64 = 0
         while page < range.end {
-            let zero = Self.isZero(guest, page: page, pageSize: pageSize)
-            var end = page + 1
-            while end < range.end, end - page < longest, Self.isZero(guest, page: end, pageSize: pageSize) == zero { end += 1 }
-            let count = UInt32(end - page)
-            if zero {
-                try append(.pages(start: page, count: count, zero: true, bytes: []))
-                zeroPages += UInt64(count)
-            } else {
-                try appendPages(start: page, count: count, from: UnsafeRawBufferPointer(rebasing: guest[Int(page) * pageSize..<Int(end) * pageSize]))
+            if Self.isZero(guest, page: page, pageSize: pageSize) {
+                var end = page + 1
+                while end < range.end, end - page < longest, Self.isZero(guest, page: end, pageSize: pageSize) { end += 1 }
+                try append(.pages(start: page, count: UInt32(end - page), zero: true, bytes: []))
+                zeroPages += end - page
+                page = end
+                continue
             }
+            let frameStart = beginFrame(.pages, flags: 0)
+            bytes.put(page); bytes.put(UInt32(0)); bytes.put(UInt32(0))  // count filled in below
+            var end = page
+            repeat {
+                bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: guest[Int(end) * pageSize..<Int(end + 1) * pageSize]))
+                end += 1
+            } while end < range.end && end - page < longestData && !Self.isZero(guest, page: end, pageSize: pageSize)
+            bytes.withUnsafeMutableBytes { p in
+                p.storeBytes(of: UInt32(end - page).littleEndian, toByteOffset: frameStart + StreamFrame.headerSize + 8, as: UInt32.self)
+            }
+            try endFrame(frameStart)
             page = end
         }
         return zeroPages
@@ -151,12 +169,28 @@ public struct FrameEncoder: Sendable {
 
     /// A frame with any type byte (tests use it to forge frames the encoder would refuse).
     mutating func rawFrame(type: UInt8, flags: UInt8, body: (inout [UInt8]) -> Void) throws(StreamError) {
+        let start = beginFrame(rawType: type, flags: flags)
+        body(&bytes)
+        try endFrame(start)
+    }
+
+    /// Writes a header whose length and CRC `endFrame` fills in once the payload follows it;
+    /// returns where the frame starts.
+    private mutating func beginFrame(_ type: StreamMessageType, flags: UInt8) -> Int { beginFrame(rawType: type.rawValue, flags: flags) }
+
+    private mutating func beginFrame(rawType type: UInt8, flags: UInt8) -> Int {
         let start = bytes.count
         bytes.put(StreamFrame.magic); bytes.append(type); bytes.append(flags); bytes.put(UInt16(0))
         bytes.put(UInt32(0)); bytes.put(UInt32(0))
-        body(&bytes)
+        return start
+    }
+
+    /// Fills in the length and CRC of the frame that starts at `start` and runs to the end of
+    /// the buffer; a payload over the limit is taken out again.
+    private mutating func endFrame(_ start: Int) throws(StreamError) {
         let length = bytes.count - start - StreamFrame.headerSize
         guard length <= maxPayload else {
+            let type = bytes[start + 4]
             bytes.removeSubrange(start...)
             throw StreamError(.lengthOverLimit, "a \(StreamMessageType(rawValue: type).map { "\($0)" } ?? "type-\(type)") payload of \(length) bytes is over the limit of \(maxPayload)")
         }
