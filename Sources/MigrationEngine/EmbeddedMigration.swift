@@ -18,13 +18,21 @@ public struct EngineError: Error, CustomStringConvertible, Sendable {
 /// guest at the next chunk, sends its device state, stamps and the stale pages to drop, and
 /// once the destination runs the guest pushes the rest in the background, pages the
 /// destination's guest faulted on first (a return-path thread reads its requests).
+///
+/// A link that breaks in postcopy (an error, EOF, a damaged frame, or a second of silence)
+/// leaves the migration `postcopy-paused` with every page kept; `recover` reconnects, the
+/// destination's received bitmap says what is still missing, and the push goes on. The guest
+/// never runs here again once `postcopy-start` has left; a break before that ends the
+/// migration with the guest running here as before.
 public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
-    // @unchecked: every mutable field below is read and written under `monitor` only; the
-    // connection's encoder belongs to the sender thread, its decoder to whichever thread reads
-    // the return path (the caller of `start`, then the return-path thread in postcopy).
+    // @unchecked: every mutable field below is read and written under `monitor` only, but
+    // `connection`: the sender thread alone replaces it (on recovery) and uses its encoder; its
+    // decoder belongs to whichever thread reads the return path (the caller of `start`, then
+    // the sender thread, then in postcopy a return-path thread per connection).
     private let guest: Guest
     private let tracker: any DirtyTracker
-    private let connection: StreamConnection
+    private var connection: StreamConnection
+    private let reconnect: @Sendable (String) throws -> any ByteChannel
     private let monitor = Monitor()
     private let pageBytes: Double
 
@@ -58,6 +66,19 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     private var requestedPages: UInt64 = 0
     private var completeAck: StreamMessage?
     private var returnPathFailure: String?
+    /// Recovery: the channel in use (what `pause` and injected cuts abort), a `recover` asked
+    /// for and not yet tried, handshakes that succeeded, and cuts still to inject into one.
+    private var link: any ByteChannel
+    private var recoverRequest: (uri: String, after: Double)?
+    private var recoveriesDone = 0
+    private var handshakeCuts = 0
+    private let timedCuts: [InjectedCut]
+    /// Keep-alive traffic the sender thread owes: a ping the watchdog asked for, and pongs.
+    private var pingDue = false
+    private var pongsOwed: [UInt64] = []
+    private var pingNonce: UInt64 = 0
+    /// The guest has been handed to the destination (`postcopy-start` left): never resume it here.
+    private var handedOver = false
     /// The destination's answer to `complete`: its own stamp check.
     public private(set) var destinationVerified: Bool?
     public private(set) var destinationDetail: String?
@@ -67,13 +88,24 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     }
     /// Pages the destination's guest faulted on and asked for (QEMU's postcopy-requests).
     public var remoteFaults: UInt64 { monitor.locked { requestedPages } }
+    /// Recovery handshakes that succeeded.
+    public var recoveries: Int { monitor.locked { recoveriesDone } }
     private let finished = DispatchSemaphore(value: 0)
 
-    public init(guest: Guest, tracker: any DirtyTracker, channel: any ByteChannel) {
+    /// `reconnect` opens the channel a recovery asks for (`recover(uri:after:)`; an empty URI
+    /// means the original destination); without it a broken postcopy link cannot be recovered.
+    /// `cuts` are link cuts to inject (`InjectedCut`).
+    public init(guest: Guest, tracker: any DirtyTracker, channel: any ByteChannel,
+                reconnect: @escaping @Sendable (String) throws -> any ByteChannel = { _ in throw EngineError("this migration has no way to reconnect") },
+                cuts: [InjectedCut] = []) {
         self.guest = guest
         self.tracker = tracker
+        self.reconnect = reconnect
+        link = channel
         connection = StreamConnection(channel: channel, pageSize: UInt32(guest.memory.pageSize))
         pageBytes = Double(guest.memory.pageSize + StreamFrame.pagesPrefix)
+        timedCuts = cuts.filter { if case .timed = $0 { true } else { false } }
+        handshakeCuts = cuts.reduce(0) { if case let .duringRecovery(n) = $1 { $0 + n } else { $0 } }
     }
 
     /// The clock `Monitor.wait(untilMonotonic:)` waits on.
@@ -89,7 +121,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
             lastSyncNanoseconds = startNanoseconds
         }
         let memory = guest.memory
-        try frame(.hello(version: StreamVersion.current, pageSize: UInt32(memory.pageSize), pageCount: memory.pageCount, features: [.postcopy]))
+        try frame(.hello(version: StreamVersion.current, pageSize: UInt32(memory.pageSize), pageCount: memory.pageCount, features: [.postcopy, .recovery]))
         try connection.flush()
         _ = try expectReply("hello-ack")
         // Pass 1 sends every page: what the guest wrote before it is in it already (QEMU starts
@@ -104,6 +136,8 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         }
         DispatchQueue.global().async { [self] in
             do { try send() } catch {
+                // Before the hand-over nothing is lost: the guest goes on here.
+                if !monitor.locked({ handedOver }) { guest.resume() }
                 monitor.locked {
                     failure = "\(error)"
                     state = .failed
@@ -161,12 +195,28 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     public func setDowntimeLimit(seconds: Double) throws { monitor.locked { downtimeLimit = seconds } }
     public func setBandwidth(bytesPerSecond: Double?) throws { monitor.locked { bandwidthCap = bytesPerSecond } }
     public func throttle(percent: Int) throws { throw EngineError("throttling is not built yet in the embedded engine") }
-    public func pause() throws { throw EngineError("'pause' is only allowed in postcopy, which the embedded engine does not do yet") }
-    public func recover(uri: String, after seconds: Double) throws { throw EngineError("'recover' is only allowed in a paused postcopy") }
+    /// QEMU's migrate-pause: breaks the postcopy link on purpose; both sides pause.
+    public func pause() throws {
+        let channel = try monitor.locked { () throws(EngineError) -> any ByteChannel in
+            guard state == .postcopyActive else { throw EngineError("'pause' is only allowed in state 'postcopy-active', not '\(state.rawValue)'") }
+            return link
+        }
+        channel.abort()
+    }
+
+    /// Reconnects a paused postcopy over `uri` (empty: the original destination) after `seconds`.
+    public func recover(uri: String, after seconds: Double) throws {
+        try monitor.locked { () throws(EngineError) in
+            guard state == .postcopyPaused else { throw EngineError("'recover' is only allowed in state 'postcopy-paused', not '\(state.rawValue)'") }
+            guard recoverRequest == nil else { throw EngineError("a recovery is already under way") }
+            recoverRequest = (uri, max(0, seconds))
+            monitor.broadcast()
+        }
+    }
 
     public func cancel(reason: String) throws {
         try monitor.locked { () throws(EngineError) in
-            guard state != .postcopyActive else {
+            guard ![.postcopyActive, .postcopyPaused, .postcopyRecover].contains(state) else {
                 throw EngineError("a migration in postcopy cannot be cancelled: the guest runs on the destination, which still needs the rest of its pages")
             }
             request = .cancel(reason)
@@ -399,7 +449,8 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     /// The switch and the rest of the migration: the guest stops here for good; the stale
     /// pages (the rest of this pass and what was written since the last sync) go as the
     /// discard list; once the destination runs the guest they are pushed in order, pages its
-    /// guest asked for first, and `complete` follows the last one.
+    /// guest asked for first, and `complete` follows the last one. A break pauses the push
+    /// until a recovery rebuilds what is missing from the destination's received bitmap.
     private func postcopy(unsent: ArraySlice<PageRange>) throws {
         let memory = guest.memory
         let stop = Self.now()
@@ -419,19 +470,41 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         try sendDeviceState()
         var stale = pending
         let queue = stale.ranges(clearing: true)
+        monitor.locked { handedOver = true }
         try frame(.postcopyStart(discard: queue))
         try connection.flush()
         _ = try expectReply("postcopy-start-ack")
         monitor.locked { downtime = Double(Self.now() - stop) / 1e9 }
-        DispatchQueue.global().async { [self] in readReturnPath() }
+        for cut in timedCuts { try startCutting(cut) }
 
         var next = queue[...]
+        while true {
+            let watchdog = try watch(connection)
+            do {
+                try push(&pending, queue: &next)
+                watchdog.stop()
+                return
+            } catch {
+                watchdog.stop()
+                linkBroke("\(error)")
+            }
+            try recoverLink(&pending)
+            var left = pending
+            next = left.ranges(clearing: true)[...]
+        }
+    }
+
+    /// Pushes every pending page (requested ones first), then `complete`, and waits for the
+    /// destination's verdict. Throws when the link breaks.
+    private func push(_ pending: inout PageBitmap, queue next: inout ArraySlice<PageRange>) throws {
+        DispatchQueue.global().async { [self, connection] in readReturnPath(connection) }
         while pending.count > 0 {
             let (asked, broken) = monitor.locked { () -> ([PageRange], String?) in
                 defer { urgent.removeAll() }
                 return (urgent, returnPathFailure)
             }
             if let broken { throw EngineError("the return path broke in postcopy: \(broken)") }
+            try sendKeepAlive()
             if !asked.isEmpty {
                 // Requested pages jump the queue and leave at once, not with the next 4 MiB.
                 for run in take(asked, from: &pending) { try sendChunk(run) }
@@ -448,21 +521,163 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         }
         try frame(.complete)
         try connection.flush()
-        let ack = try monitor.locked { () throws(EngineError) -> StreamMessage in
-            while completeAck == nil, returnPathFailure == nil { monitor.wait() }
-            guard let completeAck else { throw EngineError("the return path broke before complete-ack: \(returnPathFailure!)") }
-            return completeAck
-        }
-        monitor.locked {
-            if case let .completeAck(verified, detail) = ack {
-                destinationVerified = verified
-                destinationDetail = detail
+        while true {
+            let (ack, broken) = monitor.locked { () -> (StreamMessage?, String?) in
+                if completeAck == nil, returnPathFailure == nil, !pingDue, pongsOwed.isEmpty {
+                    monitor.wait(untilMonotonic: Self.now() + 250_000_000)
+                }
+                return (completeAck, returnPathFailure)
             }
-            postcopyEnd = Self.now()
-            remaining = 0
-            state = .completed
+            if let ack {
+                monitor.locked {
+                    if case let .completeAck(verified, detail) = ack {
+                        destinationVerified = verified
+                        destinationDetail = detail
+                    }
+                    postcopyEnd = Self.now()
+                    remaining = 0
+                    state = .completed
+                    events.append(.stateChanged)
+                    monitor.broadcast()
+                }
+                return
+            }
+            if let broken { throw EngineError("the return path broke before complete-ack: \(broken)") }
+            try sendKeepAlive()
+            try connection.flush()
+        }
+    }
+
+    /// The pings the watchdog asked for and the pongs owed for the destination's pings.
+    private func sendKeepAlive() throws {
+        let (ping, pongs) = monitor.locked { () -> (UInt64?, [UInt64]) in
+            defer { pingDue = false; pongsOwed.removeAll() }
+            if pingDue { pingNonce += 1 }
+            return (pingDue ? pingNonce : nil, pongsOwed)
+        }
+        for nonce in pongs { try frame(.pong(nonce: nonce)) }
+        if let ping { try frame(.ping(nonce: ping)) }
+        if ping != nil || !pongs.isEmpty { try connection.flush() }
+    }
+
+    /// A watchdog on `connection` that asks the sender for a ping now and then.
+    private func watch(_ connection: StreamConnection) throws -> LinkWatchdog {
+        try LinkWatchdog(connection) { [self] in
+            monitor.locked {
+                pingDue = true
+                monitor.broadcast()
+            }
+        }
+    }
+
+    /// The link is gone: pause, keeping every page.
+    private func linkBroke(_ reason: String) {
+        connection.channel.abort()
+        monitor.locked {
+            stream.connectionLost()
+            state = .postcopyPaused
+            events.append(.channelBroken(reason: reason))
             events.append(.stateChanged)
             monitor.broadcast()
+        }
+    }
+
+    /// Waits for `recover`, reconnects and resumes; a failed handshake pauses again and waits
+    /// for the next `recover`. On success `pending` is what the destination still lacks.
+    private func recoverLink(_ pending: inout PageBitmap) throws {
+        let memory = guest.memory
+        while true {
+            let (uri, after) = monitor.locked { () -> (String, Double) in
+                while recoverRequest == nil { monitor.wait() }
+                return recoverRequest!
+            }
+            if after > 0 { Sys.sleep(nanoseconds: UInt64(after * 1e9)) }
+            monitor.locked {
+                state = .postcopyRecover
+                events.append(.stateChanged)
+                monitor.broadcast()
+            }
+            var opened: (any ByteChannel)?
+            do {
+                let channel = try reconnect(uri)
+                opened = channel
+                let fresh = StreamConnection(channel: channel, pageSize: UInt32(memory.pageSize))
+                monitor.locked { link = channel }
+                try frame(.hello(version: StreamVersion.current, pageSize: UInt32(memory.pageSize), pageCount: memory.pageCount,
+                                 features: [.postcopy, .recovery]), on: fresh)
+                try fresh.flush()
+                _ = try expectReply("hello-ack", on: fresh)
+                if monitor.locked({ () -> Bool in
+                    guard handshakeCuts > 0 else { return false }
+                    handshakeCuts -= 1
+                    return true
+                }) { channel.abort() }
+                try frame(.resume, on: fresh)
+                try fresh.flush()
+                guard case let .receivedBitmap(received) = try expectReply("received-bitmap", on: fresh) else {
+                    throw EngineError("the destination did not send its received bitmap")
+                }
+                _ = try expectReply("resume-ack", on: fresh)
+                pending = Self.missing(from: received, pageCount: memory.pageCount)
+                connection = fresh
+                monitor.locked {
+                    recoverRequest = nil
+                    recoveriesDone += 1
+                    urgent.removeAll()  // the destination asks again for what it still waits for
+                    returnPathFailure = nil
+                    remaining = pending.count
+                    state = .postcopyActive
+                    events.append(.recovered)
+                    events.append(.stateChanged)
+                    monitor.broadcast()
+                }
+                return
+            } catch {
+                opened?.abort()
+                opened?.close()
+                monitor.locked {
+                    recoverRequest = nil
+                    stream.connectionLost()
+                    state = .postcopyPaused
+                    events.append(.recoveryFailed(reason: "\(error)"))
+                    events.append(.stateChanged)
+                    monitor.broadcast()
+                }
+            }
+        }
+    }
+
+    /// The pages outside `received` (the destination's ranges, in any order).
+    static func missing(from received: [PageRange], pageCount: UInt64) -> PageBitmap {
+        var pending = PageBitmap(pages: pageCount)
+        var at: UInt64 = 0
+        for r in received.sorted(by: { $0.start < $1.start }) {
+            if r.start > at { pending.insert(PageRange(start: at, count: r.start - at)) }
+            at = max(at, min(r.end, pageCount))
+        }
+        if at < pageCount { pending.insert(PageRange(start: at, count: pageCount - at)) }
+        return pending
+    }
+
+    /// Aborts the link at the cut's times, each time it is up (`InjectedCut`).
+    private func startCutting(_ cut: InjectedCut) throws {
+        guard case let .timed(after, every, count) = cut else { return }
+        let origin = monitor.locked { postcopyFrom ?? Self.now() }
+        _ = try Sys.startThread { [self] in
+            var due = origin + UInt64(after.nanoseconds)
+            for _ in 0..<count {
+                let channel = monitor.locked { () -> (any ByteChannel)? in
+                    while !state.isFinished, Self.now() < due || state != .postcopyActive {
+                        monitor.wait(untilMonotonic: max(due, Self.now() + 10_000_000))
+                    }
+                    return state.isFinished ? nil : link
+                }
+                guard let channel else { return }
+                channel.abort()
+                due = max(due, Self.now()) + UInt64(every.nanoseconds)
+                // Wait for the break to be seen before the next cut can count.
+                monitor.locked { while state == .postcopyActive { monitor.wait(untilMonotonic: Self.now() + 10_000_000) } }
+            }
         }
     }
 
@@ -478,16 +693,28 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         return [PageRange].coalescing(pages: &pages)
     }
 
-    /// The return-path thread of postcopy: page requests to serve, then `complete-ack`.
-    private func readReturnPath() {
+    /// The return-path thread of one postcopy connection: page requests to serve, pings to
+    /// answer, then `complete-ack`. A failure is reported only while `from` is the link in use.
+    private func readReturnPath(_ from: StreamConnection) {
         do {
-            while let message = try connection.receive() {
-                try monitor.locked { () throws(StreamError) in try stream.receive(message) }
+            while let message = try from.receive() {
+                // What a dead link still delivers after the break is not the protocol's business.
+                let live = try monitor.locked { () throws(StreamError) -> Bool in
+                    guard from === connection, state == .postcopyActive else { return false }
+                    try stream.receive(message)
+                    return true
+                }
+                guard live else { return }
                 switch message {
                 case .pageRequest(let ranges):
                     monitor.locked {
                         urgent.append(contentsOf: ranges)
                         requestedPages += ranges.pageCount
+                        monitor.broadcast()
+                    }
+                case .ping(let nonce):
+                    monitor.locked {
+                        pongsOwed.append(nonce)
                         monitor.broadcast()
                     }
                 case .completeAck:
@@ -503,6 +730,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
             throw EngineError("the destination closed the stream")
         } catch {
             monitor.locked {
+                guard from === connection, returnPathFailure == nil else { return }
                 returnPathFailure = "\(error)"
                 monitor.broadcast()
             }
@@ -512,14 +740,14 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     // MARK: the stream
 
     /// Checks a message against the source's protocol state, then queues it.
-    private func frame(_ message: StreamMessage) throws {
+    private func frame(_ message: StreamMessage, on link: StreamConnection? = nil) throws {
         try monitor.locked { () throws(StreamError) in try stream.send(message) }
-        try connection.send(message)
+        try (link ?? connection).send(message)
     }
 
     /// The destination's next message, which must be the acknowledgement `what`.
-    private func expectReply(_ what: String) throws -> StreamMessage {
-        guard let reply = try connection.receive() else { throw EngineError("the destination closed the stream before \(what)") }
+    private func expectReply(_ what: String, on link: StreamConnection? = nil) throws -> StreamMessage {
+        guard let reply = try (link ?? connection).receive() else { throw EngineError("the destination closed the stream before \(what)") }
         try monitor.locked { () throws(StreamError) in try stream.receive(reply) }
         return reply
     }

@@ -10,6 +10,8 @@ public struct DestinationReport: Sendable {
     public var postcopy: Bool
     /// Distinct pages the guest faulted on here before they had arrived (postcopy).
     public var remoteFaults: UInt64
+    /// Times the postcopy link broke and was resumed.
+    public var recoveries: Int
 }
 
 /// The destination side of a migration over any `ByteChannel`. Every frame is checked against
@@ -19,36 +21,83 @@ public struct DestinationReport: Sendable {
 /// and stamps, faulting in what has not arrived; at `complete` every page's stamp is checked
 /// against the source's final stamps (or, after postcopy, the guest's own newer writes) and
 /// the verdict goes back in `complete-ack`. With workloads, the guest runs on here afterwards.
+///
+/// A link that breaks in postcopy (an error, EOF, a damaged frame, a second of silence) pauses
+/// the destination: every page stays, faulting guest threads sleep on, their requests wait,
+/// and the next connection must be the source's `hello` and `resume`; the received bitmap
+/// goes back, then `resume-ack`, and the waiting requests are sent again.
 public final class MigrationDestination: @unchecked Sendable {
-    // @unchecked: used by the thread that calls `run`; the fault thread only calls `send`,
-    // which is serialised by `sendLock`.
+    // @unchecked: used by the thread that calls `run`; the fault thread only sends, through
+    // `resumed`, which `sendLock` guards with `current`.
     public let memory: GuestMemory
     public let workloads: [GuestWorkload]
     /// The guest that runs here after the switch or the completion (nil without workloads).
     public private(set) var guest: Guest?
+    /// Told of every break and recovery of the postcopy link, as a line for an operator.
+    public var onLinkEvent: @Sendable (String) -> Void = { _ in }
     private let sendLock = Monitor()
+    /// The connection in use; nil while the link is down (requests then wait in `PostcopyFaults`).
+    private var current: StreamConnection?
+    /// `current` once it carries postcopy (after `postcopy-start-ack` or `resume-ack`): page
+    /// requests go only on a link the source has greeted.
+    private var resumed: StreamConnection?
 
     public init(memory: GuestMemory, workloads: [GuestWorkload] = []) {
         self.memory = memory
         self.workloads = workloads
     }
 
-    public func run(channel: any ByteChannel) throws -> DestinationReport {
-        let connection = StreamConnection(channel: channel)
+    /// Receives one migration over `channel`. `reconnect` waits for the source's next
+    /// connection after a postcopy break (nil: a break ends the migration with an error).
+    public func run(channel first: any ByteChannel, reconnect: (() throws -> any ByteChannel)? = nil) throws -> DestinationReport {
+        var session = Session()
+        defer { session.faults?.stop() }
+        var channel = first
+        while true {
+            let connection = StreamConnection(channel: channel)
+            sendLock.locked { current = connection }
+            var watchdog: LinkWatchdog?
+            do {
+                defer { watchdog?.stop() }
+                if let report = try serve(connection, &session, watch: { if watchdog == nil { watchdog = try self.watch(connection) } }) { return report }
+                throw StreamError(.truncated, "the source closed the stream before completing (state \(session.state.state))")
+            } catch {
+                sendLock.locked { current = nil }
+                channel.abort()
+                channel.close()
+                let paused = session.faults != nil && [.postcopy, .paused].contains(session.state.state)
+                guard paused, let reconnect else { throw error }
+                session.state.connectionLost()
+                onLinkEvent("postcopy-paused: \(error); every page is kept, waiting for the source to reconnect")
+                channel = try reconnect()
+            }
+        }
+    }
+
+    /// What one migration has received so far, across the connections it takes.
+    private struct Session {
         var state = StreamReceiverState()
         var received: UInt64 = 0
         var progress: [UInt64]?
         var stamps: [UInt64]?
         var stampsArrived: UInt64 = 0
         var faults: PostcopyFaults?
+        var recoveries = 0
+    }
+
+    /// Serves one connection: the report when the migration completes, nil at the end of the
+    /// stream; throws when the connection fails. `watch` arms the connection's watchdog (once)
+    /// from the switch to postcopy on, and from the start of a reconnection, so that a new
+    /// connection that falls silent half-way through its handshake does not hold the line.
+    private func serve(_ connection: StreamConnection, _ session: inout Session, watch: () throws -> Void) throws -> DestinationReport? {
         var installFailure: (any Error)?
         let pageSize = memory.pageSize
         let base = memory.base
-        defer { faults?.stop() }
-        while let message = try connection.receive(pages: { start, count, zero, data throws(StreamError) in
+        if session.faults != nil { try watch() }
+        while let message = try connection.receive(pages: { [faults = session.faults] start, count, zero, data throws(StreamError) in
             // The state machine first: a run it refuses never touches guest memory.
-            try state.accept(.pages(start: start, count: count, zero: zero, bytes: []))
-            received += UInt64(count)
+            try session.state.accept(.pages(start: start, count: count, zero: zero, bytes: []))
+            session.received += UInt64(count)
             if let faults {
                 // Postcopy: only into missing pages, through userfaultfd (a write here would
                 // fault on our own region).
@@ -59,51 +108,80 @@ public final class MigrationDestination: @unchecked Sendable {
             if zero { at.initializeMemory(as: UInt8.self, repeating: 0, count: Int(count) * pageSize) } else { at.copyMemory(from: data.baseAddress!, byteCount: data.count) }
         }) {
             if let installFailure { throw installFailure }
-            if let failure = faults?.failure { throw failure }
+            if let failure = session.faults?.failure { throw failure }
             if case .pages = message { continue }  // accepted and written above
-            try state.accept(message)
+            try session.state.accept(message)
             switch message {
             case let .hello(version, _, pageCount, _):
-                guard pageCount == memory.pageCount, Int(state.pageSize) == pageSize else {
-                    let reason = "the source's guest has \(pageCount) pages of \(state.pageSize) bytes; this one \(memory.pageCount) of \(pageSize)"
+                guard pageCount == memory.pageCount, Int(session.state.pageSize) == pageSize else {
+                    let reason = "the source's guest has \(pageCount) pages of \(session.state.pageSize) bytes; this one \(memory.pageCount) of \(pageSize)"
                     try? send(.abort(reason: reason), connection)
                     throw StreamError(.malformedPayload, reason)
                 }
-                try reply(.helloAck(version: version), &state, connection)
+                try reply(.helloAck(version: version), &session.state, connection)
             case let .deviceState(p):
-                progress = p
+                session.progress = p
             case let .stamps(start, sequences):
-                if stamps == nil { stamps = Array(repeating: 0, count: Int(memory.pageCount)) }
-                stamps!.replaceSubrange(Int(start)..<Int(start) + sequences.count, with: sequences)
-                stampsArrived += UInt64(sequences.count)
+                if session.stamps == nil { session.stamps = Array(repeating: 0, count: Int(memory.pageCount)) }
+                session.stamps!.replaceSubrange(Int(start)..<Int(start) + sequences.count, with: sequences)
+                session.stampsArrived += UInt64(sequences.count)
             case let .postcopyStart(discard):
-                let snapshot = try snapshot(progress: progress, stamps: stamps, arrived: stampsArrived)
-                let sendLock = sendLock
-                let pageFaults = try PostcopyFaults(memory: memory, stale: discard) { [connection] ranges in
-                    try sendLock.locked { () throws in
-                        try connection.send(.pageRequest(ranges))
-                        try connection.flush()
-                    }
-                }
+                let snapshot = try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived)
+                let pageFaults = try PostcopyFaults(memory: memory, stale: discard) { [self] ranges in request(ranges) }
                 try pageFaults.start()
-                faults = pageFaults
+                session.faults = pageFaults
                 try startGuest(snapshot)
-                try reply(.postcopyStartAck, &state, connection)
+                try reply(.postcopyStartAck, &session.state, connection)
+                sendLock.locked { resumed = connection }
+                try watch()
+            case .resume:
+                // The received bitmap, then the ack; then the requests that were lost with the link.
+                let faults = session.faults!
+                try reply(.receivedBitmap(faults.receivedRanges), &session.state, connection)
+                try reply(.resumeAck, &session.state, connection)
+                sendLock.locked { resumed = connection }
+                session.recoveries += 1
+                onLinkEvent("postcopy-active: recovered (recovery \(session.recoveries)); \(faults.missingPages) pages still to come")
+                let waiting = faults.waitingRanges
+                if !waiting.isEmpty { request(waiting) }
+                try watch()
+            case let .ping(nonce):
+                try reply(.pong(nonce: nonce), &session.state, connection)
             case .complete:
-                faults?.stop()
-                let (verified, detail) = verify(stamps: stamps, arrived: stampsArrived, missing: faults?.missingPages ?? 0)
-                try reply(.completeAck(verified: verified, detail: detail), &state, connection)
-                if faults == nil, verified { try startGuest(try snapshot(progress: progress, stamps: stamps, arrived: stampsArrived)) }
-                return DestinationReport(pagesReceived: received, verified: verified, detail: detail, postcopy: faults != nil,
-                                         remoteFaults: faults?.remoteFaults ?? 0)
+                session.faults?.stop()
+                let (verified, detail) = verify(stamps: session.stamps, arrived: session.stampsArrived, missing: session.faults?.missingPages ?? 0)
+                try reply(.completeAck(verified: verified, detail: detail), &session.state, connection)
+                if session.faults == nil, verified { try startGuest(try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived)) }
+                return DestinationReport(pagesReceived: session.received, verified: verified, detail: detail, postcopy: session.faults != nil,
+                                         remoteFaults: session.faults?.remoteFaults ?? 0, recoveries: session.recoveries)
             case .abort(let reason):
                 throw StreamError(.peerAborted, reason)
             default:
                 break
             }
         }
-        throw StreamError(.truncated, "the source closed the stream before completing (state \(state.state))")
+        return nil
     }
+
+    /// Sends a page request on the link in use once it carries postcopy. While the link is
+    /// down or still in its recovery handshake nothing is sent: the
+    /// requests wait in `PostcopyFaults` and go again after the recovery. A send that fails
+    /// aborts the link, so that the receiving side sees the break too.
+    private func request(_ ranges: [PageRange]) {
+        sendLock.locked {
+            guard let link = resumed, link === current else { return }
+            do {
+                try link.send(.pageRequest(ranges))
+                try link.flush()
+            } catch {
+                link.channel.abort()
+            }
+        }
+    }
+
+    /// The postcopy watchdog of `connection`. The source pings every quarter second and each
+    /// ping is answered, so both directions carry something; the destination only listens.
+    private func watch(_ connection: StreamConnection) throws -> LinkWatchdog { try LinkWatchdog(connection) }
 
     /// The source's device state and stamps as a snapshot to start the guest from; nil when
     /// this destination runs no workloads.

@@ -76,6 +76,21 @@ final class PostcopyFaults: @unchecked Sendable {
     var remoteFaults: UInt64 { lock.locked { faults } }
     /// The received bitmap as ranges (what recovery sends back).
     var receivedRanges: [PageRange] { lock.locked { var copy = received; return copy.ranges(clearing: true) } }
+    /// Pages the guest asked for that have not arrived: after a recovery they are asked again.
+    var waitingRanges: [PageRange] {
+        lock.locked {
+            var pages = (0..<requested.words.count).flatMap { w -> [UInt64] in
+                var bits = requested.words[w] & ~received.words[w]
+                var out: [UInt64] = []
+                while bits != 0 {
+                    out.append(UInt64(w) * 64 + UInt64(bits.trailingZeroBitCount))
+                    bits &= bits - 1
+                }
+                return out
+            }
+            return [PageRange].coalescing(pages: &pages)
+        }
+    }
 
     /// Installs the pages of a run that have not been received yet (`data` nil: a zero run);
     /// returns how many were new.

@@ -1,3 +1,4 @@
+import Synchronization
 import Transport
 
 /// Frames over a byte channel: messages out through a `FrameEncoder` (flushed in large writes),
@@ -9,6 +10,12 @@ final class StreamConnection: @unchecked Sendable {
     var encoder: FrameEncoder
     var decoder: FrameDecoder
     private(set) var bytesSent: UInt64 = 0
+    /// When bytes last arrived (the monotonic clock), for `LinkWatchdog` on another thread.
+    private let lastReceive = Atomic<UInt64>(Sys.monotonicNanoseconds())
+    var nanosecondsSinceLastReceive: UInt64 {
+        let now = Sys.monotonicNanoseconds(), last = lastReceive.load(ordering: .relaxed)
+        return now > last ? now - last : 0
+    }
     /// Flush the encoder once it holds this much.
     static let flushBytes = 4 << 20
 
@@ -38,6 +45,7 @@ final class StreamConnection: @unchecked Sendable {
         while true {
             if let message = try decoder.next(pagesInPlace: pages) { return message }
             let n = try decoder.receive(atMost: 1 << 20) { buffer in try channel.receive(into: buffer) }
+            lastReceive.store(Sys.monotonicNanoseconds(), ordering: .relaxed)
             if n == 0 {
                 try decoder.finish()
                 return nil

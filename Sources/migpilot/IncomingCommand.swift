@@ -48,7 +48,10 @@ func receiveMigration(uri: String, memory: ByteCount, options: DestinationMemory
         defer { listener.close() }
         let channel = try listener.accept()
         defer { channel.close() }
-        report = try destination.run(channel: channel)
+        destination.onLinkEvent = { line in Terminal.standardError("incoming: \(line)\n") }
+        // After a postcopy break the source comes back on the same listener (tcp:, unix:);
+        // stdio and exec: have one channel only.
+        report = try destination.run(channel: channel) { try listener.accept() }
     } catch {
         throw fail("\(error)", ExitCodes.dataError)
     }

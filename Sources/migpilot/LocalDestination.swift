@@ -23,7 +23,7 @@ final class LocalDestination: @unchecked Sendable {
             result = Result { () throws -> DestinationReport in
                 let channel = try listener.accept()
                 defer { channel.close() }
-                return try destination.run(channel: channel)
+                return try destination.run(channel: channel) { try self.listener.accept() }
             }
             done.signal()
         }

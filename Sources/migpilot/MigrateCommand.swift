@@ -47,12 +47,15 @@ struct MigrateCommand: ParsableCommand {
     @Option(help: "Override the policy's downtime limit.", transform: Parse.timeSpan) var downtimeLimit: TimeSpan?
     @Option(help: "Destination URI (default: a local destination over loopback tcp).") var to: String?
     @Option(help: "Give up after this long.", transform: Parse.timeSpan) var timeout = TimeSpan(nanoseconds: 600_000_000_000)
+    @Option(help: "Inject link cuts (repeatable): cut:after=postcopy+0.3s,every=0.7s,count=4 or cut:during=recover,count=1.")
+    var inject: [String] = []
     @OptionGroup(title: "The local destination (without --to)") var destinationMemory: DestinationMemoryOptions
     @Flag(help: "Print JSON lines: decisions, then a final summary.") var json = false
 
     func validate() throws {
         if let to { do { _ = try MigrationURI(parsing: to) } catch { throw ValidationError("--to: \(error)") } }
         for w in workload { do { _ = try GuestWorkload(parsing: w) } catch { throw ValidationError("--workload: \(error)") } }
+        for i in inject { do { _ = try InjectedCut(parsing: i) } catch { throw ValidationError("--inject: \(error)") } }
         if destinationMemory.prealloc, to != nil { throw ValidationError("--mem-prealloc sets up the local destination; with --to, give it to the destination (migpilot incoming --mem-prealloc)") }
     }
 
@@ -93,7 +96,12 @@ struct MigrateCommand: ParsableCommand {
             local?.stop()
         }
 
-        let engine = EmbeddedMigration(guest: guest, tracker: tracker, channel: channel)
+        // A recovery reconnects to the channel the policy names, or to where the stream went first.
+        let original = to.map { try? MigrationURI(parsing: $0) } ?? local?.uri
+        let engine = EmbeddedMigration(guest: guest, tracker: tracker, channel: channel, reconnect: { uri in
+            guard let target = uri.isEmpty ? original : try MigrationURI(parsing: uri) else { throw EngineError("no channel to recover over") }
+            return try Transport.connect(target)
+        }, cuts: try inject.map { try InjectedCut(parsing: $0) })
         if let bandwidth { try engine.setBandwidth(bytesPerSecond: bandwidth.bytesPerSecond) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -119,7 +127,7 @@ struct MigrateCommand: ParsableCommand {
         let verified = engine.destinationVerified == true && (destinationReport.map { (try? $0.get())?.verified == true } ?? true)
         let summary = MigrateSummary(status: s.state.rawValue, verified: verified, totalTimeSeconds: s.elapsedSeconds,
                                      downtimeSeconds: s.downtimeSeconds, transferredBytes: s.transferredBytes, passes: s.pass,
-                                     postcopyTimeSeconds: engine.postcopySeconds, remoteFaults: Int(engine.remoteFaults), recoveries: 0,
+                                     postcopyTimeSeconds: engine.postcopySeconds, remoteFaults: Int(engine.remoteFaults), recoveries: engine.recoveries,
                                      detail: engine.destinationDetail ?? outcome.stoppedBecause ?? "")
         // The workload runs on at a local destination: count its writes for a moment.
         let runningOn = s.state == .completed ? local?.destinationWrites(during: 0.25) : nil
