@@ -71,6 +71,8 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     private var link: any ByteChannel
     private var recoverRequest: (uri: String, after: Double)?
     private var recoveriesDone = 0
+    private var recoveriesFailed = 0
+    private var lastRecoveryFailure: String?
     private var handshakeCuts = 0
     private let timedCuts: [InjectedCut]
     /// Keep-alive traffic the sender thread owes: a ping the watchdog asked for, and pongs.
@@ -88,8 +90,9 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     }
     /// Pages the destination's guest faulted on and asked for (QEMU's postcopy-requests).
     public var remoteFaults: UInt64 { monitor.locked { requestedPages } }
-    /// Recovery handshakes that succeeded.
+    /// Recovery handshakes that succeeded, and those that failed with the last one's reason.
     public var recoveries: Int { monitor.locked { recoveriesDone } }
+    public var failedRecoveries: (count: Int, lastReason: String?) { monitor.locked { (recoveriesFailed, lastRecoveryFailure) } }
     private let finished = DispatchSemaphore(value: 0)
 
     /// `reconnect` opens the channel a recovery asks for (`recover(uri:after:)`; an empty URI
@@ -603,6 +606,9 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                 opened = channel
                 let fresh = StreamConnection(channel: channel, pageSize: UInt32(memory.pageSize))
                 monitor.locked { link = channel }
+                // A destination that does not answer within a second is as good as gone.
+                let watchdog = try LinkWatchdog(fresh)
+                defer { watchdog.stop() }
                 try frame(.hello(version: StreamVersion.current, pageSize: UInt32(memory.pageSize), pageCount: memory.pageCount,
                                  features: [.postcopy, .recovery]), on: fresh)
                 try fresh.flush()
@@ -637,6 +643,8 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                 opened?.close()
                 monitor.locked {
                     recoverRequest = nil
+                    recoveriesFailed += 1
+                    lastRecoveryFailure = "\(error)"
                     stream.connectionLost()
                     state = .postcopyPaused
                     events.append(.recoveryFailed(reason: "\(error)"))

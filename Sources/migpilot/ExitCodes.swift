@@ -10,6 +10,8 @@ enum ExitCodes {
     static let noInput = ExitCode(66)
     static let unavailable = ExitCode(69)
     static let ioError = ExitCode(74)
+    /// A postcopy migration ended paused (recoverable no more: the source gave up holding it).
+    static let endedPaused = ExitCode(75)
 
     static func forTrace(_ error: TraceError) -> ExitCode {
         switch error.kind {

@@ -30,6 +30,6 @@ struct Migpilot: ParsableCommand {
             its errors' lines); 66 an input cannot be opened; 69 a process to
             record is missing; 74 an I/O error.
             """,
-        subcommands: [TraceCommand.self, PolicyCommand.self, WhatIfCommand.self, TuneCommand.self, MigrateCommand.self, IncomingCommand.self, GuestCommand.self]
+        subcommands: [TraceCommand.self, PolicyCommand.self, WhatIfCommand.self, TuneCommand.self, MigrateCommand.self, RecoverCommand.self, IncomingCommand.self, GuestCommand.self]
     )
 }

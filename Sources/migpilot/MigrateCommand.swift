@@ -47,6 +47,9 @@ struct MigrateCommand: ParsableCommand {
     @Option(help: "Override the policy's downtime limit.", transform: Parse.timeSpan) var downtimeLimit: TimeSpan?
     @Option(help: "Destination URI (default: a local destination over loopback tcp).") var to: String?
     @Option(help: "Give up after this long.", transform: Parse.timeSpan) var timeout = TimeSpan(nanoseconds: 600_000_000_000)
+    @Option(help: "When the policy's recovery retries run out, wait this long for `migpilot recover` (then end paused, exit 75).",
+            transform: Parse.timeSpan) var recoveryWindow = TimeSpan(nanoseconds: 3_600_000_000_000)
+    @Option(help: "The control socket for `migpilot recover` (default: /tmp/migpilot-migrate-PID.sock).") var control: String?
     @Option(help: "Inject link cuts (repeatable): cut:after=postcopy+0.3s,every=0.7s,count=4 or cut:during=recover,count=1.")
     var inject: [String] = []
     @OptionGroup(title: "The local destination (without --to)") var destinationMemory: DestinationMemoryOptions
@@ -107,17 +110,24 @@ struct MigrateCommand: ParsableCommand {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let driver = MigrationDriver(control: engine, engine: PolicyEngine(policy: chosen, memory: memory),
                                      estimator: ModelEstimator(policy: chosen)) { record in
-            if json, let line = try? encoder.encode(record) { print(String(decoding: line, as: UTF8.self)) }
+            if json, let line = try? encoder.encode(record) { Terminal.standardOutputLine(String(decoding: line, as: UTF8.self)) }
             let s = record.status
             Terminal.progress(Self.progressLine(s, lastAction: record.action.name))
         }
-        let outcome: DriverOutcome
+        var outcome: DriverOutcome
         do { outcome = try driver.run(observeEvery: 0.1, horizonSeconds: timeout.seconds) } catch {
             Terminal.endProgress()
             try? engine.cancel(reason: "\(error)")
             throw fail("the migration stopped: \(error)", ExitCode.failure)
         }
         Terminal.endProgress()
+        if [.postcopyPaused, .postcopyRecover, .postcopyActive].contains(outcome.finalStatus.state) {
+            // Postcopy cannot be cancelled: the destination runs the guest and needs the rest.
+            guard let finished = try waitForManualRecovery(engine, because: outcome.stoppedBecause ?? "the policy stopped", encoder) else {
+                throw fail("the migration ended paused: nobody recovered it within \(recoveryWindow); the destination's guest lacks pages that only this process had", ExitCodes.endedPaused)
+            }
+            outcome.finalStatus = finished
+        }
         if outcome.finalStatus.state != .completed {
             try? engine.cancel(reason: outcome.stoppedBecause ?? "stopped")
         }
@@ -132,7 +142,7 @@ struct MigrateCommand: ParsableCommand {
         // The workload runs on at a local destination: count its writes for a moment.
         let runningOn = s.state == .completed ? local?.destinationWrites(during: 0.25) : nil
         if json {
-            print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+            Terminal.standardOutputLine(String(decoding: try encoder.encode(summary), as: UTF8.self))
         } else {
             print(Terminal.table([
                 ["status", s.state.rawValue], ["verified", verified ? "yes: \(summary.detail)" : "NO: \(summary.detail)"],
@@ -148,6 +158,23 @@ struct MigrateCommand: ParsableCommand {
 }
 
 extension MigrateCommand {
+    /// After the policy gave up in postcopy: say how to recover by hand, and wait for it.
+    func waitForManualRecovery(_ engine: EmbeddedMigration, because reason: String, _ encoder: JSONEncoder) throws -> MigrationStatus? {
+        let path = control ?? "/tmp/migpilot-migrate-\(getpid()).sock"
+        let uri = path.hasPrefix("unix:") ? path : "unix:\(path)"
+        Terminal.standardError("""
+            migrate: \(reason). The migration is postcopy-paused and recoverable: every page is kept here and at
+            the destination. Recover it by hand within \(recoveryWindow):  migpilot recover \(uri) [--to URI]\n
+            """)
+        if json {
+            let line: [String: String] = ["status": "postcopy-paused", "awaiting": "migpilot recover", "control": uri, "reason": reason]
+            Terminal.standardOutputLine(String(decoding: try encoder.encode(line), as: UTF8.self))
+        }
+        let status = try ManualRecovery(engine: engine, control: try MigrationURI(parsing: uri), window: recoveryWindow).run()
+        Terminal.endProgress()
+        return status
+    }
+
     /// A guest is migrated once it holds its data, as a real one that has run for a while:
     /// the `fill:` workloads first write their pages (the other workloads run meanwhile).
     func waitUntilFilled(_ guest: Guest) throws {

@@ -10,6 +10,13 @@ enum Terminal {
         text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
     }
 
+    /// One line on stdout at once, unbuffered: a reader of JSON lines through a pipe sees each
+    /// decision as it is made, not when a buffer fills.
+    static func standardOutputLine(_ text: String) {
+        var line = text + "\n"
+        line.withUTF8 { _ = write(1, $0.baseAddress, $0.count) }
+    }
+
     /// Redraws the progress line in place.
     static func progress(_ text: String) {
         guard standardErrorIsTerminal else { return }

@@ -99,4 +99,25 @@ import Transport
         #expect(precopy.allSatisfy { $0.status.bandwidthBytesPerSecond <= 20e6 * 1.05 }, "\(precopy.map(\.status.bandwidthBytesPerSecond))")
         #expect(try #require(outcome.finalStatus.downtimeSeconds) < 1)
     }
+
+    @Test func aLinkThatBreaksInPrecopyEndsTheMigrationWithTheGuestRunningHere() throws {
+        let (guest, tracker) = try startGuest(bytes: 16 << 20, ["fill:8MiB", "uniform:rate=1000"])
+        defer { guest.stop() }
+        let running = try startDestination(try GuestMemory(bytes: 16 << 20))
+        defer { running.listener.close() }
+        let channel = try Transport.connect(running.uri)
+        defer { channel.close() }
+        let engine = EmbeddedMigration(guest: guest, tracker: tracker, channel: channel)
+        try engine.setBandwidth(bytesPerSecond: 5e6)  // pass 1 takes over a second
+        try engine.start()
+        _ = try engine.nextObservation(within: 0.3)
+        channel.abort()
+        engine.waitUntilFinished()
+        #expect(engine.status.state == .failed)
+        #expect(!guest.isPaused)
+        let before = guest.pagesWritten
+        usleep(200_000)
+        #expect(guest.pagesWritten > before, "the guest goes on writing at the source")
+        #expect(throws: (any Error).self) { try running.outcome().get() }
+    }
 }
