@@ -72,6 +72,11 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     private var recoverRequest: (uri: String, after: Double)?
     private var recoveriesDone = 0
     private var recoveriesFailed = 0
+    /// An injected cut keeps the link down until then: reconnections fail meanwhile.
+    private var linkDownUntil: UInt64 = 0
+    /// Time spent paused (postcopy-paused and postcopy-recover), and since when, if paused now.
+    private var pausedNanoseconds: UInt64 = 0
+    private var pausedSince: UInt64?
     private var lastRecoveryFailure: String?
     private var handshakeCuts = 0
     private let timedCuts: [InjectedCut]
@@ -90,6 +95,10 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     }
     /// Pages the destination's guest faulted on and asked for (QEMU's postcopy-requests).
     public var remoteFaults: UInt64 { monitor.locked { requestedPages } }
+    /// Seconds the migration has spent paused in postcopy (QEMU's postcopy-paused and -recover).
+    public var pausedSeconds: Double {
+        monitor.locked { Double(pausedNanoseconds + (pausedSince.map { Self.now() - $0 } ?? 0)) / 1e9 }
+    }
     /// Recovery handshakes that succeeded, and those that failed with the last one's reason.
     public var recoveries: Int { monitor.locked { recoveriesDone } }
     public var failedRecoveries: (count: Int, lastReason: String?) { monitor.locked { (recoveriesFailed, lastRecoveryFailure) } }
@@ -473,14 +482,22 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         try sendDeviceState()
         var stale = pending
         let queue = stale.ranges(clearing: true)
+        // From here on the destination may be running the guest: a break pauses, never fails.
         monitor.locked { handedOver = true }
-        try frame(.postcopyStart(discard: queue))
-        try connection.flush()
-        _ = try expectReply("postcopy-start-ack")
-        monitor.locked { downtime = Double(Self.now() - stop) / 1e9 }
+        var next = queue[...]
+        do {
+            try frame(.postcopyStart(discard: queue))
+            try connection.flush()
+            _ = try expectReply("postcopy-start-ack")
+            monitor.locked { downtime = Double(Self.now() - stop) / 1e9 }
+        } catch {
+            linkBroke("\(error)")
+            try recoverLink(&pending)
+            var left = pending
+            next = left.ranges(clearing: true)[...]
+        }
         for cut in timedCuts { try startCutting(cut) }
 
-        var next = queue[...]
         while true {
             let watchdog = try watch(connection)
             do {
@@ -579,6 +596,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         monitor.locked {
             stream.connectionLost()
             state = .postcopyPaused
+            pausedSince = pausedSince ?? Self.now()
             events.append(.channelBroken(reason: reason))
             events.append(.stateChanged)
             monitor.broadcast()
@@ -602,6 +620,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
             }
             var opened: (any ByteChannel)?
             do {
+                if monitor.locked({ Self.now() < linkDownUntil }) { throw EngineError("the link is down (an injected cut)") }
                 let channel = try reconnect(uri)
                 opened = channel
                 let fresh = StreamConnection(channel: channel, pageSize: UInt32(memory.pageSize))
@@ -629,6 +648,8 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                 monitor.locked {
                     recoverRequest = nil
                     recoveriesDone += 1
+                    pausedNanoseconds += pausedSince.map { Self.now() - $0 } ?? 0
+                    pausedSince = nil
                     urgent.removeAll()  // the destination asks again for what it still waits for
                     returnPathFailure = nil
                     remaining = pending.count
@@ -669,7 +690,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
 
     /// Aborts the link at the cut's times, each time it is up (`InjectedCut`).
     private func startCutting(_ cut: InjectedCut) throws {
-        guard case let .timed(after, every, count) = cut else { return }
+        guard case let .timed(after, every, count, down) = cut else { return }
         let origin = monitor.locked { postcopyFrom ?? Self.now() }
         _ = try Sys.startThread { [self] in
             var due = origin + UInt64(after.nanoseconds)
@@ -678,6 +699,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                     while !state.isFinished, Self.now() < due || state != .postcopyActive {
                         monitor.wait(untilMonotonic: max(due, Self.now() + 10_000_000))
                     }
+                    if !state.isFinished { linkDownUntil = Self.now() + UInt64(down.nanoseconds) }
                     return state.isFinished ? nil : link
                 }
                 guard let channel else { return }

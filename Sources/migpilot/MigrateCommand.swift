@@ -137,7 +137,7 @@ struct MigrateCommand: ParsableCommand {
         let verified = engine.destinationVerified == true && (destinationReport.map { (try? $0.get())?.verified == true } ?? true)
         let summary = MigrateSummary(status: s.state.rawValue, verified: verified, totalTimeSeconds: s.elapsedSeconds,
                                      downtimeSeconds: s.downtimeSeconds, transferredBytes: s.transferredBytes, passes: s.pass,
-                                     postcopyTimeSeconds: engine.postcopySeconds, remoteFaults: Int(engine.remoteFaults), recoveries: engine.recoveries,
+                                     postcopyTimeSeconds: engine.postcopySeconds, remoteFaults: Int(engine.remoteFaults), recoveries: engine.recoveries, pausedSeconds: engine.pausedSeconds,
                                      detail: engine.destinationDetail ?? outcome.stoppedBecause ?? "")
         // The workload runs on at a local destination: count its writes for a moment.
         let runningOn = s.state == .completed ? local?.destinationWrites(during: 0.25) : nil
@@ -150,6 +150,7 @@ struct MigrateCommand: ParsableCommand {
                 ["downtime", s.downtimeSeconds.map { "\(formatFixed($0 * 1000, decimals: 1)) ms" } ?? "-"],
                 ["sent", ByteCount(bytes: s.transferredBytes).description], ["passes", "\(s.pass)"],
                 ["postcopy", engine.postcopySeconds.map { "\(formatFixed($0, decimals: 2)) s, \(engine.remoteFaults) pages faulted in on demand" } ?? "-"],
+                ["recoveries", engine.recoveries == 0 ? "-" : "\(engine.recoveries), \(formatFixed(engine.pausedSeconds, decimals: 2)) s paused in all"],
             ] + (runningOn.map { [["destination", "the workload runs on: \($0) page writes in 250 ms"]] } ?? [])), terminator: "")
         }
         guard s.state == .completed else { throw fail(outcome.stoppedBecause ?? "the migration did not complete", ExitCode.failure) }
@@ -209,6 +210,7 @@ struct MigrateSummary: Encodable {
     var postcopyTimeSeconds: Double?
     var remoteFaults: Int
     var recoveries: Int
+    var pausedSeconds: Double
     var detail: String
 
     enum CodingKeys: String, CodingKey {
@@ -218,6 +220,7 @@ struct MigrateSummary: Encodable {
         case transferredBytes = "transferred_bytes"
         case postcopyTimeSeconds = "postcopy_time_s"
         case remoteFaults = "remote_faults"
+        case pausedSeconds = "paused_s"
     }
 
     // Every key is written, null included: a reader can rely on the set of fields.
@@ -232,6 +235,7 @@ struct MigrateSummary: Encodable {
         try c.encode(postcopyTimeSeconds, forKey: .postcopyTimeSeconds)
         try c.encode(remoteFaults, forKey: .remoteFaults)
         try c.encode(recoveries, forKey: .recoveries)
+        try c.encode(pausedSeconds, forKey: .pausedSeconds)
         try c.encode(detail, forKey: .detail)
     }
 }

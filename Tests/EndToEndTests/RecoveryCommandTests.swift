@@ -185,6 +185,7 @@ import Testing
                                                              "--bandwidth", "100Mbit/s", "--control", control, "--json"])
         defer { if source.process.isRunning { source.process.terminate() } }
         try #require(source.waitForLine(60, isPostcopyActive) != nil, "no switch to postcopy: \(source.stderr)")
+        usleep(200_000)
         link.signal(SIGKILL)
         let said = try #require(source.waitForLine(30) { $0.contains("migpilot recover unix:\(control)") }, "\(source.stderr)")
         #expect(said.contains("recoverable") || source.stderr.joined().contains("recoverable"))
@@ -215,6 +216,7 @@ import Testing
                                                              "--memory", "16MiB", "--workload", "uniform:rate=20000", "--bandwidth", "50Mbit/s",
                                                              "--recovery-window", "1s", "--json"])
         try #require(source.waitForLine(60, isPostcopyActive) != nil, "no switch to postcopy: \(source.stderr)")
+        usleep(200_000)
         link.signal(SIGKILL)
         #expect(source.finish(90) == 75, "\(source.stderr)")
         #expect(source.stderr.contains { $0.contains("ended paused") }, "\(source.stderr)")

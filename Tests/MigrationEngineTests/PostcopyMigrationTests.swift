@@ -54,6 +54,8 @@ import Transport
         #expect(throws: EngineError.self) { try engine.startPostcopy() }  // once only
         #expect(waitUntil { engine.status.state != .active })
         #expect(engine.status.state == .postcopyActive || engine.status.state == .completed)
+        #expect(waitUntil(60) { engine.status.state.isFinished || engine.status.state == .postcopyPaused })
+        try #require(engine.status.state != .postcopyPaused, "the link broke: \((try? engine.nextObservation(within: 0).events) ?? []), destination: \(String(describing: result.value))")
         engine.waitUntilFinished()
         done.wait()
         let report = try #require(try result.value?.get())
