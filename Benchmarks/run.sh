@@ -83,3 +83,7 @@ echo
 
 echo "== transport (issue 4): tcp over loopback (io_uring) against iperf3 in the same run"
 Benchmarks/transport.sh 1
+echo
+
+echo "== embedded engine against QEMU (issue 4): 448 MiB over loopback tcp, unlimited bandwidth, fresh and pre-populated destinations"
+Benchmarks/qemu.sh "$bin"
