@@ -93,6 +93,11 @@ struct MigrateCommand: ParsableCommand {
             local?.stop()
         }
 
+        // The log starts clean at the migration's start: the data written before it is pass 1's
+        // anyway, and in the dirty count the first observations report (the model's first
+        // samples) it would pose as a burst of writes since the sync (the engine clears the log
+        // on its sender thread, after it has begun to answer observations).
+        do { _ = try tracker.collect() } catch { throw fail("cannot clear the dirty log: \(error)", ExitCodes.unavailable) }
         let engine = EmbeddedMigration(guest: guest, tracker: tracker, channel: channel)
         if let bandwidth { try engine.setBandwidth(bytesPerSecond: bandwidth.bytesPerSecond) }
         let encoder = JSONEncoder()
@@ -104,7 +109,7 @@ struct MigrateCommand: ParsableCommand {
             Terminal.progress(Self.progressLine(s, lastAction: record.action.name))
         }
         let outcome: DriverOutcome
-        do { outcome = try driver.run(observeEvery: 0.1, horizonSeconds: timeout.seconds) } catch {
+        do { outcome = try driver.run(horizonSeconds: timeout.seconds) } catch {
             Terminal.endProgress()
             try? engine.cancel(reason: "\(error)")
             throw fail("the migration stopped: \(error)", ExitCode.failure)
@@ -141,9 +146,15 @@ struct MigrateCommand: ParsableCommand {
 
 extension MigrateCommand {
     /// A guest is migrated once it holds its data, as a real one that has run for a while:
-    /// the `fill:` workloads first write their pages (the other workloads run meanwhile).
+    /// the `fill:` workloads first write their pages, a `trace:` replay the pages its trace
+    /// holds data in at the start (the other workloads run meanwhile).
     func waitUntilFilled(_ guest: Guest) throws {
-        let fills = guest.workloads.filter { if case .fill = $0 { true } else { false } }
+        let fills = guest.workloads.filter {
+            switch $0 {
+            case .fill, .trace: true
+            case .synthetic: false
+            }
+        }
         guard !fills.isEmpty else { return }
         while !guest.isFilled {
             if let failure = guest.failure { throw fail("the guest failed: \(failure)", ExitCodes.unavailable) }
