@@ -233,10 +233,15 @@ public final class SimulatedMigration: MigrationControl {
             if let stopAt, toSend.count <= stopAt { return (spent / bandwidth, .belowThreshold) }
             return (seconds, nil)
         case .postcopyActive:
-            var budget = bandwidth * seconds - debtBytes
-            debtBytes = 0
-            let spent = send(budget: &budget, stopAtRemaining: nil)
-            if toSend.count == 0 { return (spent / bandwidth, .allSent) }
+            // Faulted pages go first; a burst of them larger than one step is carried over the
+            // next steps, and postcopy ends only once the link has carried the last one.
+            let capacity = bandwidth * seconds
+            let paid = min(debtBytes, capacity)
+            debtBytes -= paid
+            var budget = capacity - paid
+            if debtBytes > 0 { return (seconds, nil) }
+            let spent = budget > 0 ? send(budget: &budget, stopAtRemaining: nil) : 0
+            if toSend.count == 0 { return ((paid + spent) / bandwidth, .allSent) }
             return (seconds, nil)
         default:
             return (seconds, nil)
@@ -384,7 +389,6 @@ public final class SimulatedMigration: MigrationControl {
             // A paused channel answers nothing: the faulting vCPU waits for the recovery.
             faultStallSeconds += Double(n) * link.roundTripSeconds + bytes / bandwidth
         }
-        if state == .postcopyActive, toSend.count == 0 { finishPostcopy() }
     }
 
     private func finishPostcopy() {

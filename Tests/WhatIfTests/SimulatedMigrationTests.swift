@@ -186,4 +186,22 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
         let downtime = try #require(sim.downtime)
         #expect(abs(downtime - (Double(pending) / 50_000 + 0.001)) < 1e-9, "\(downtime) s")
     }
+
+    @Test func postcopyCannotOutrunTheLinkWhenTheGuestTouchesEverythingAtOnce() throws {
+        // Every page written each 100 ms interval (numpy's sweeps): after the switch almost every
+        // page faults within one interval, and the faulted pages still take the link R·c — a
+        // burst of faults larger than one step's bytes is paid over the next steps, not forgiven.
+        let pages: UInt64 = 20_000
+        let workload = try scriptedWorkload(pages: pages, intervalSeconds: 0.1, intervals: [[PageRange(start: 0, count: pages)]])
+        let sim = SimulatedMigration(workload: workload, link: LinkModel(bandwidthBytesPerSecond: 10_000 * pageCost))
+        try sim.start()
+        _ = try run(sim, step: 0.1) { $0.status.elapsedSeconds >= 0.5 - 1e-9 }
+        try sim.startPostcopy()
+        let remaining = Double(try #require(sim.remainingAtSwitch))
+        #expect(remaining > 19_000)
+        _ = try run(sim, step: 0.1) { _ in false }
+        #expect(sim.remoteFaults > 10_000)
+        let postcopy = try #require(sim.postcopyDoneTime) - sim.switchTime!
+        #expect(abs(postcopy - remaining / 10_000) < 0.02, "postcopy took \(postcopy) s for \(remaining) pages at 10,000 pages/s")
+    }
 }
