@@ -4,7 +4,7 @@ SHELL := /bin/bash
 BUILD_PACKAGES := pkg-config liburing-dev libgsl-dev gcc python3
 SWIFT ?= swift
 
-.PHONY: all deps build release test demo bench datasets whatif-table clean
+.PHONY: all deps build release test demo bench datasets whatif-table prediction-table clean
 
 all: build
 
@@ -30,6 +30,11 @@ bench: release
 # Rewrites docs/whatif.md: shipped policies on every dataset at 1, 2.5, 5, 10 Gbit/s.
 whatif-table: release
 	@scripts/whatif-table.py .build/release/migpilot
+
+# Prints Benchmarks/README.md's prediction table: every dataset replayed by the embedded engine
+# under precopy and adaptive at 1 Gbit/s (3 runs each, median) against whatif (≈ 10 minutes).
+prediction-table: release
+	@scripts/prediction-vs-measurement.py .build/release/migpilot
 
 # Re-records datasets/ from real programs (several minutes; installs the load generators).
 datasets: release

@@ -47,9 +47,13 @@ public final class MigrationDriver {
         self.log = log
     }
 
+    /// How often `migrate` and `whatif` observe: one cadence, so that the model fits the same
+    /// samples and the policy's checks fall at the same times in a real run and its prediction.
+    public static let observationSeconds = 0.1
+
     /// Runs the migration until it finishes, the policy gives up, or `horizonSeconds` of
     /// migration time pass; observes at least every `observeEvery` seconds.
-    public func run(observeEvery: Double = 0.5, horizonSeconds: Double) throws -> DriverOutcome {
+    public func run(observeEvery: Double = MigrationDriver.observationSeconds, horizonSeconds: Double) throws -> DriverOutcome {
         try control.start()
         var decisions = 0
         var loggedState: MigrationState?

@@ -1,6 +1,10 @@
 /// The link a simulated migration runs over, and what goes wrong with it.
 public struct LinkModel: Sendable, Equatable {
     public var bandwidthBytesPerSecond: Double
+    /// The rate of the stop-and-copy and of the switch to postcopy; nil: `bandwidthBytesPerSecond`.
+    /// Different when precopy runs under a cap on a faster link: QEMU flushes the final copy
+    /// regardless of its rate limit (`ram_save_complete`), and so does the embedded engine.
+    public var switchoverBytesPerSecond: Double?
     public var roundTripSeconds: Double
     /// Bytes of framing per page sent; a zero page costs only this.
     public var pageHeaderBytes: Int
@@ -18,8 +22,10 @@ public struct LinkModel: Sendable, Equatable {
         public var endSeconds: Double { atSeconds + forSeconds }
     }
 
-    public init(bandwidthBytesPerSecond: Double, roundTripSeconds: Double = 0.001, pageHeaderBytes: Int = 8, failures: [Failure] = []) {
+    public init(bandwidthBytesPerSecond: Double, switchoverBytesPerSecond: Double? = nil, roundTripSeconds: Double = 0.001,
+                pageHeaderBytes: Int = 8, failures: [Failure] = []) {
         self.bandwidthBytesPerSecond = bandwidthBytesPerSecond
+        self.switchoverBytesPerSecond = switchoverBytesPerSecond
         self.roundTripSeconds = roundTripSeconds
         self.pageHeaderBytes = pageHeaderBytes
         self.failures = failures.sorted { $0.atSeconds < $1.atSeconds }

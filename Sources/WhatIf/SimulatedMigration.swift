@@ -7,7 +7,10 @@ import Traces
 /// stop-and-copy sends what is pending with the guest stopped; postcopy starts the guest on the
 /// destination, pushes the rest in address order and serves a page the guest touches first
 /// as a remote fault (a round trip plus its transfer); a broken channel pauses postcopy until
-/// a recovery handshake succeeds. The guest runs the trace from `startInterval`, looping.
+/// a recovery handshake succeeds. The guest runs the trace from `startInterval`, looping, each
+/// interval's pages spread evenly over the interval in address order, as the embedded engine's
+/// trace replay writes them. The stop-and-copy and the switch to postcopy run at the link's
+/// switchover rate, which a bandwidth cap does not limit.
 public final class SimulatedMigration: MigrationControl {
     public let workload: TraceWorkload
     public let link: LinkModel
@@ -16,8 +19,15 @@ public final class SimulatedMigration: MigrationControl {
     // guest has run through the trace (it stops during stop-and-copy and slows when throttled).
     private(set) var time = 0.0
     private var guestTime = 0.0
-    private var nextInterval = 0
     private let startInterval: Int
+    // How far the guest got: `nextInterval` intervals in full, and of the next one the pages of
+    // its first `maskCursor` words plus the bits `maskTaken` of the word after (nil counts: not
+    // started).
+    private var nextInterval = 0
+    private var intervalPages: Int?
+    private var appliedInInterval = 0
+    private var maskCursor = 0
+    private var maskTaken: UInt64 = 0
 
     private(set) var state = MigrationState.none
     private var pass = 0
@@ -63,6 +73,8 @@ public final class SimulatedMigration: MigrationControl {
     var pageCost: Double { Double(workload.pageSize + link.pageHeaderBytes) }
     var zeroCost: Double { Double(link.pageHeaderBytes) }
     var bandwidth: Double { min(link.bandwidthBytesPerSecond, bandwidthCap ?? .infinity) }
+    /// The final copy's rate: the cap holds precopy's passes back, not the stop.
+    var switchoverBandwidth: Double { link.switchoverBytesPerSecond ?? link.bandwidthBytesPerSecond }
     /// Pages that fit the downtime limit at the current bandwidth.
     var thresholdPages: UInt64 { UInt64(max(0, bandwidth * downtimeLimit / pageCost)) }
 
@@ -100,7 +112,7 @@ public final class SimulatedMigration: MigrationControl {
             return false
         }
         // Stop-and-copy: the guest is stopped; everything pending goes, then the destination runs.
-        let stop = cost(of: toSend) / bandwidth + link.roundTripSeconds
+        let stop = cost(of: toSend) / switchoverBandwidth + link.roundTripSeconds
         transferred += cost(of: toSend)
         toSend.removeAll()
         time += stop
@@ -115,13 +127,17 @@ public final class SimulatedMigration: MigrationControl {
         sync()
         // The guest stops, the source sends the list of pages the destination must discard
         // (16 bytes a run) and the device state, the destination starts.
-        let switchover = Double(toSend.runCount * 16) / bandwidth + link.roundTripSeconds
+        let switchover = Double(toSend.runCount * 16) / switchoverBandwidth + link.roundTripSeconds
         time += switchover
         downtime = switchover
         switchTime = time
         remainingAtSwitch = toSend.count
         cursor = 0
         state = .postcopyActive
+        // The destination's guest goes on from the start of the interval the source's was in
+        // (the device state says which interval, not how far into it).
+        guestTime = Double(nextInterval) * workload.intervalSeconds
+        restartInterval()
         events.append(.stateChanged)
         if toSend.count == 0 { finishPostcopy() }
     }
@@ -158,16 +174,13 @@ public final class SimulatedMigration: MigrationControl {
 
     // MARK: the clock
 
-    /// Advances to the earliest of: `deadline`, the end of the next trace interval, a failure
-    /// starting or ending, a scheduled recovery step — or earlier, when a pass ends, what is
-    /// pending crosses the downtime threshold, or postcopy finishes.
+    /// Advances to the earliest of: `deadline`, a failure starting or ending, a scheduled
+    /// recovery step — or earlier, when a pass ends, what is pending crosses the downtime
+    /// threshold, or postcopy finishes. In postcopy in slices of at most `faultSlice`, so that
+    /// the guest's touches and the push interleave as they do in time.
     private func step(until deadline: Double) {
         var next = deadline
-        let speed = guestSpeed
-        if speed > 0, workload.intervalCount > 0 {
-            let intervalEnd = Double(nextInterval + 1) * workload.intervalSeconds
-            next = min(next, time + (intervalEnd - guestTime) / speed)
-        }
+        if state.isPostcopy { next = min(next, time + Self.faultSlice) }
         for f in link.failures {
             if f.atSeconds > time { next = min(next, f.atSeconds) }
             if f.endSeconds > time { next = min(next, f.endSeconds) }
@@ -176,18 +189,26 @@ public final class SimulatedMigration: MigrationControl {
         if let h = handshakeDoneAt { next = min(next, h) }
         next = max(next, time)
 
-        let used = transfer(seconds: next - time)
-        let reached = time + used
-        guestTime += (reached - time) * speed
-        time = reached
-        if time < next { return }  // a transfer event stopped the clock early
-
-        if speed > 0, workload.intervalCount > 0, guestTime >= Double(nextInterval + 1) * workload.intervalSeconds - 1e-12 {
-            guestTime = Double(nextInterval + 1) * workload.intervalSeconds
-            applyInterval()
+        let (used, ended) = transfer(seconds: next - time)
+        guestTime += used * guestSpeed
+        time += used
+        catchUpGuest()
+        switch ended {
+        case .passEnded:
+            sync()
+            events.append(.passCompleted)
+            checkThreshold()
+        case .belowThreshold:
+            thresholdReported = true
+            events.append(.pendingBelowThreshold)
+        case .allSent:
+            if state == .postcopyActive { finishPostcopy() }
+        case nil:
+            handleChannel()
         }
-        handleChannel()
     }
+
+    static let faultSlice = 0.01
 
     private var guestSpeed: Double {
         switch state {
@@ -196,38 +217,34 @@ public final class SimulatedMigration: MigrationControl {
         }
     }
 
-    /// Sends for up to `seconds`; returns the time used (less when a transfer event happened).
-    private func transfer(seconds: Double) -> Double {
-        guard seconds > 0, !link.isDown(at: time) else { return seconds }
+    private enum TransferEnd { case passEnded, belowThreshold, allSent }
+
+    /// Sends for up to `seconds`; returns the time used (less when a transfer event happened)
+    /// and that event.
+    private func transfer(seconds: Double) -> (Double, TransferEnd?) {
+        guard seconds > 0, !link.isDown(at: time) else { return (seconds, nil) }
         switch state {
         case .active:
             var budget = bandwidth * seconds - debtBytes
             debtBytes = 0
             let stopAt = thresholdReported ? nil : thresholdPages
             let spent = send(budget: &budget, stopAtRemaining: stopAt)
-            if toSend.count == 0 {
-                sync()
-                events.append(.passCompleted)
-                checkThreshold()
-                return spent / bandwidth
-            }
-            if let stopAt, toSend.count <= stopAt {
-                thresholdReported = true
-                events.append(.pendingBelowThreshold)
-                return spent / bandwidth
-            }
-            return seconds
+            if toSend.count == 0 { return (spent / bandwidth, .passEnded) }
+            if let stopAt, toSend.count <= stopAt { return (spent / bandwidth, .belowThreshold) }
+            return (seconds, nil)
         case .postcopyActive:
-            var budget = bandwidth * seconds - debtBytes
-            debtBytes = 0
-            let spent = send(budget: &budget, stopAtRemaining: nil)
-            if toSend.count == 0 {
-                finishPostcopy()
-                return spent / bandwidth
-            }
-            return seconds
+            // Faulted pages go first; a burst of them larger than one step is carried over the
+            // next steps, and postcopy ends only once the link has carried the last one.
+            let capacity = bandwidth * seconds
+            let paid = min(debtBytes, capacity)
+            debtBytes -= paid
+            var budget = capacity - paid
+            if debtBytes > 0 { return (seconds, nil) }
+            let spent = budget > 0 ? send(budget: &budget, stopAtRemaining: nil) : 0
+            if toSend.count == 0 { return ((paid + spent) / bandwidth, .allSent) }
+            return (seconds, nil)
         default:
-            return seconds
+            return (seconds, nil)
         }
     }
 
@@ -288,17 +305,68 @@ public final class SimulatedMigration: MigrationControl {
         }
     }
 
-    private func applyInterval() {
-        let index = (startInterval + nextInterval) % workload.intervalCount
-        nextInterval += 1
+    /// Applies what the guest wrote (in postcopy: touched) up to `guestTime`: the intervals
+    /// before the current one in full, and of the current one the share due by now — its pages
+    /// in address order at an even rate, the order and pace of the engine's replay. A sync
+    /// then finds what a running guest would have dirtied by that moment, not whole intervals
+    /// landing at their ends.
+    private func catchUpGuest() {
+        guard workload.intervalCount > 0 else { return }
+        while true {
+            let fraction = (guestTime - Double(nextInterval) * workload.intervalSeconds) / workload.intervalSeconds
+            guard fraction > 0 else { return }
+            let index = (startInterval + nextInterval) % workload.intervalCount
+            let masks = state.isPostcopy ? workload.touches(index) : workload.writes(index)
+            let pages = intervalPages ?? masks.reduce(0) { $0 + $1.mask.nonzeroBitCount }
+            intervalPages = pages
+            let whole = fraction >= 1 - 1e-9
+            let due = whole ? pages : min(pages, Int((Double(pages) * fraction).rounded(.up)))
+            apply(masks, pages: due - appliedInInterval)
+            guard whole else { return }
+            nextInterval += 1
+            restartInterval()
+        }
+    }
+
+    private func restartInterval() {
+        intervalPages = nil
+        appliedInInterval = 0
+        maskCursor = 0
+        maskTaken = 0
+    }
+
+    /// The next `pages` pages of the current interval's `masks`, lowest page first.
+    private func apply(_ masks: [WordMask], pages: Int) {
+        var left = pages
+        while left > 0, maskCursor < masks.count {
+            let w = masks[maskCursor]
+            var open = w.mask & ~maskTaken
+            var take: UInt64
+            if open.nonzeroBitCount <= left {
+                take = open
+                maskCursor += 1
+                maskTaken = 0
+            } else {
+                take = 0
+                for _ in 0..<left {
+                    take |= open & (~open &+ 1)
+                    open &= open &- 1
+                }
+                maskTaken |= take
+            }
+            left -= take.nonzeroBitCount
+            appliedInInterval += take.nonzeroBitCount
+            guestWrote(WordMask(index: w.index, mask: take))
+        }
+    }
+
+    private func guestWrote(_ w: WordMask) {
         switch state {
         case .active, .setup, .none:
-            for w in workload.writes(index) {
-                dirty.insert(mask: w.mask, inWord: Int(w.index))
-                holdsData?.insert(mask: w.mask, inWord: Int(w.index))
-            }
+            dirty.insert(mask: w.mask, inWord: Int(w.index))
+            holdsData?.insert(mask: w.mask, inWord: Int(w.index))
         case .postcopyActive, .postcopyPaused, .postcopyRecover:
-            fault(workload.touches(index))
+            fault([w])
         default:
             break
         }
@@ -321,10 +389,10 @@ public final class SimulatedMigration: MigrationControl {
             // A paused channel answers nothing: the faulting vCPU waits for the recovery.
             faultStallSeconds += Double(n) * link.roundTripSeconds + bytes / bandwidth
         }
-        if state == .postcopyActive, toSend.count == 0 { finishPostcopy() }
     }
 
     private func finishPostcopy() {
+        guard state.isPostcopy else { return }
         postcopyDoneTime = time
         state = .completed
         events.append(.stateChanged)

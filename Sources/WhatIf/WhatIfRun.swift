@@ -14,7 +14,7 @@ public enum WhatIf {
         let driver = MigrationDriver(control: sim, engine: PolicyEngine(policy: policy, memory: memory),
                                      estimator: ModelEstimator(policy: policy, pageHeaderBytes: link.pageHeaderBytes), log: log)
         let horizon = horizonSeconds ?? defaultHorizon(policy: policy, memory: memory, workload: workload, link: link)
-        let outcome = try driver.run(observeEvery: max(workload.intervalSeconds, 0.1), horizonSeconds: horizon)
+        let outcome = try driver.run(horizonSeconds: horizon)
         if let error = workload.decodingError { throw error }
         let s = outcome.finalStatus
         let completed = s.state == .completed

@@ -115,7 +115,7 @@ struct MigrateCommand: ParsableCommand {
             Terminal.progress(Self.progressLine(s, lastAction: record.action.name))
         }
         var outcome: DriverOutcome
-        do { outcome = try driver.run(observeEvery: 0.1, horizonSeconds: timeout.seconds) } catch {
+        do { outcome = try driver.run(horizonSeconds: timeout.seconds) } catch {
             Terminal.endProgress()
             try? engine.cancel(reason: "\(error)")
             throw fail("the migration stopped: \(error)", ExitCode.failure)
@@ -177,9 +177,15 @@ extension MigrateCommand {
     }
 
     /// A guest is migrated once it holds its data, as a real one that has run for a while:
-    /// the `fill:` workloads first write their pages (the other workloads run meanwhile).
+    /// the `fill:` workloads first write their pages, a `trace:` replay the pages its trace
+    /// holds data in at the start (the other workloads run meanwhile).
     func waitUntilFilled(_ guest: Guest) throws {
-        let fills = guest.workloads.filter { if case .fill = $0 { true } else { false } }
+        let fills = guest.workloads.filter {
+            switch $0 {
+            case .fill, .trace: true
+            case .synthetic: false
+            }
+        }
         guard !fills.isEmpty else { return }
         while !guest.isFilled {
             if let failure = guest.failure { throw fail("the guest failed: \(failure)", ExitCodes.unavailable) }

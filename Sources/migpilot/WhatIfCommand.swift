@@ -27,7 +27,11 @@ struct WhatIfCommand: ParsableCommand {
     @Option(help: "Trace to replay (repeatable).") var trace: [String]
     @Option(help: "Policy file (repeatable).") var policy: [String]
     @Option(help: "Link bandwidth, e.g. 10Gbit/s, 800Mbit/s, 1GB/s (repeatable).", transform: Parse.bandwidth) var bandwidth: [Bandwidth]
+    @Option(help: "Rate of the stop-and-copy and the switch to postcopy, when the link is faster than --bandwidth caps precopy (default: --bandwidth).",
+            transform: Parse.bandwidth) var switchoverBandwidth: Bandwidth?
     @Option(help: "Round-trip time of the link.", transform: Parse.timeSpan) var rtt = TimeSpan(nanoseconds: 1_000_000)
+    @Option(help: "Stop a migration that has not finished after this long, as migrate --timeout does (default: long enough for any that can).",
+            transform: Parse.timeSpan) var horizon: TimeSpan?
     @Option(help: "Override every policy's downtime limit.", transform: Parse.timeSpan) var downtimeLimit: TimeSpan?
     @Option(help: "Break the channel at this time (repeatable, with --fail-for).", transform: Parse.timeSpan) var failAt: [TimeSpan] = []
     @Option(help: "How long each break lasts.", transform: Parse.timeSpan) var failFor: [TimeSpan] = []
@@ -59,11 +63,13 @@ struct WhatIfCommand: ParsableCommand {
             let workload: TraceWorkload
             do { workload = try TraceWorkload(path: path) } catch { throw fail(error.description, ExitCodes.forTrace(error)) }
             for b in bandwidth {
-                let link = LinkModel(bandwidthBytesPerSecond: b.bytesPerSecond, roundTripSeconds: rtt.seconds,
+                let link = LinkModel(bandwidthBytesPerSecond: b.bytesPerSecond, switchoverBytesPerSecond: switchoverBandwidth?.bytesPerSecond,
+                                     roundTripSeconds: rtt.seconds,
                                      failures: zip(failAt, failFor).map { .init(atSeconds: $0.seconds, forSeconds: $1.seconds) })
                 for p in policies {
                     Terminal.progress("simulating \(results.count + 1)/\(total): \(p.name) on \(workload.name) at \(b)")
-                    let r = try WhatIf.run(policy: p, workload: workload, link: link, downtimeLimit: downtimeLimit?.seconds) { record in
+                    let r = try WhatIf.run(policy: p, workload: workload, link: link, downtimeLimit: downtimeLimit?.seconds,
+                                           horizonSeconds: horizon?.seconds) { record in
                         if let logHandle, let line = try? encoder.encode(record) { logHandle.write(line + Data("\n".utf8)) }
                     }
                     results.append(r)

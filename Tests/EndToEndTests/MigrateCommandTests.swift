@@ -53,6 +53,25 @@ import Testing
         #expect(run.stderr.contains("dirty tracking: "))
     }
 
+    @Test func aTraceWorkloadMigratesWithItsInitialDataAndACleanDirtyLog() throws {
+        // A synthetic trace's 4,096 pages all hold data at the start: the replay writes them
+        // before the migration starts, so pass 1 sends 16 MiB of data, not zero pages; and the
+        // first observations do not count those writes as dirtied since the sync.
+        let trace = FileManager.default.temporaryDirectory.appendingPathComponent("migpilot-e2e-\(UUID().uuidString).trace").path
+        defer { try? FileManager.default.removeItem(atPath: trace) }
+        let synth = try e2e.migpilot(["trace", "synth", "--kind", "uniform", "--memory", "16MiB", "--rate", "500", "--duration", "5s",
+                                      "--interval", "100ms", "-o", trace])
+        #expect(synth.status == 0, "\(synth.stderr)")
+        let run = try e2e.migpilot(["migrate", "--policy", policy("precopy"), "--memory", "16MiB", "--workload", "trace:\(trace)",
+                                    "--bandwidth", "200Mbit/s", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let (decisions, last) = try jsonLines(run)
+        #expect(last["verified"] as? Bool == true)
+        #expect((last["transferred_bytes"] as? Int ?? 0) >= 4_096 * 4_096)
+        let first = try #require(decisions.first?["status"] as? [String: Any])
+        #expect((first["dirty_pages_since_sync"] as? Int ?? .max) < 1_000, "\(first)")
+    }
+
     @Test func aWriterFasterThanTheLinkCompletesThroughPostcopyUnderAdaptive() throws {
         // 40,000 page writes/s over 8 MiB against 100 Mbit/s (≈ 3,000 pages/s): precopy cannot
         // converge, and adaptive.yaml (the default policy) says so and switches.

@@ -14,6 +14,17 @@ func syntheticWorkload(_ kind: SyntheticWorkload.Kind = .uniform, pages: UInt64,
     return try TraceWorkload(path: path)
 }
 
+/// A trace of `pages` pages (every one holding data at the start) whose intervals write
+/// `intervals`, loaded as a workload.
+func scriptedWorkload(pages: UInt64, intervalSeconds: Double, intervals: [[PageRange]]) throws -> TraceWorkload {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("migpilot-whatif-\(UUID().uuidString).trace").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let writer = try TraceWriter(path: path, header: TraceHeader(pageCount: pages, intervalNanoseconds: UInt64(intervalSeconds * 1e9)))
+    for written in intervals { try writer.append(written: written) }
+    try writer.finish()
+    return try TraceWorkload(path: path)
+}
+
 /// Observes until `stop` holds for an observation (or the migration finishes).
 func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) -> Bool, limit: Double = 600) throws -> Observation {
     while true {
@@ -144,5 +155,53 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
         #expect(o.status.state == .failed)
         #expect(o.status.elapsedSeconds == 2)
         #expect(sim.failureReason?.contains("keeps running on the source") == true)
+    }
+
+    @Test func anIntervalsWritesAreSpreadOverItInAddressOrder() throws {
+        // One 1 s interval writing pages 0 ..< 10,000 over a link that does not finish pass 1
+        // meanwhile: a quarter of the way through, a quarter of them are dirty — as the engine's
+        // replay writes them — not none until the interval ends.
+        let workload = try scriptedWorkload(pages: 40_000, intervalSeconds: 1, intervals: [[PageRange(start: 0, count: 10_000)]])
+        let sim = SimulatedMigration(workload: workload, link: LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost))
+        try sim.start()
+        var o = try run(sim, step: 0.25) { $0.status.elapsedSeconds >= 0.25 - 1e-9 }
+        #expect(o.status.dirtyPagesSinceSync == 2_500)
+        o = try run(sim, step: 0.25) { $0.status.elapsedSeconds >= 0.75 - 1e-9 }
+        #expect(o.status.dirtyPagesSinceSync == 7_500)
+        o = try run(sim, step: 0.25) { $0.status.elapsedSeconds >= 1.25 - 1e-9 }
+        #expect(o.status.dirtyPagesSinceSync == 10_000, "the trace loops: its one interval again, the same pages")
+    }
+
+    @Test func theStopAndCopyRunsAtTheSwitchoverRateNotAtTheCap() throws {
+        // Precopy capped at 1,000 pages/s on a link whose switchover runs at 50,000 pages/s:
+        // the guest stops for pending/50,000 s (QEMU flushes the final copy regardless of its
+        // rate limit), not pending/1,000.
+        let link = LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost, switchoverBytesPerSecond: 50_000 * pageCost, roundTripSeconds: 0.001)
+        let sim = SimulatedMigration(workload: try syntheticWorkload(pages: 10_000, rate: 0), link: link)
+        try sim.start()
+        _ = try run(sim, step: 0.5) { $0.status.elapsedSeconds >= 2 - 1e-9 }
+        let pending = sim.status.remainingPages
+        #expect(pending == 8_000)
+        #expect(try sim.complete(maxPendingPages: nil))
+        let downtime = try #require(sim.downtime)
+        #expect(abs(downtime - (Double(pending) / 50_000 + 0.001)) < 1e-9, "\(downtime) s")
+    }
+
+    @Test func postcopyCannotOutrunTheLinkWhenTheGuestTouchesEverythingAtOnce() throws {
+        // Every page written each 100 ms interval (numpy's sweeps): after the switch almost every
+        // page faults within one interval, and the faulted pages still take the link R·c — a
+        // burst of faults larger than one step's bytes is paid over the next steps, not forgiven.
+        let pages: UInt64 = 20_000
+        let workload = try scriptedWorkload(pages: pages, intervalSeconds: 0.1, intervals: [[PageRange(start: 0, count: pages)]])
+        let sim = SimulatedMigration(workload: workload, link: LinkModel(bandwidthBytesPerSecond: 10_000 * pageCost))
+        try sim.start()
+        _ = try run(sim, step: 0.1) { $0.status.elapsedSeconds >= 0.5 - 1e-9 }
+        try sim.startPostcopy()
+        let remaining = Double(try #require(sim.remainingAtSwitch))
+        #expect(remaining > 19_000)
+        _ = try run(sim, step: 0.1) { _ in false }
+        #expect(sim.remoteFaults > 10_000)
+        let postcopy = try #require(sim.postcopyDoneTime) - sim.switchTime!
+        #expect(abs(postcopy - remaining / 10_000) < 0.02, "postcopy took \(postcopy) s for \(remaining) pages at 10,000 pages/s")
     }
 }

@@ -105,8 +105,9 @@ public final class Guest: @unchecked Sendable {
 
     public var isPaused: Bool { control.monitor.locked { control.pauseRequested.load(ordering: .relaxed) } }
 
-    /// True once every `fill` workload has written all its pages: the guest holds its data, as a
-    /// guest does that has run for a while before it is migrated.
+    /// True once every `fill` workload has written all its pages and every `trace` replay the
+    /// pages its trace says hold data at the start: the guest holds its data, as a guest does
+    /// that has run for a while before it is migrated.
     public var isFilled: Bool { control.fillsPending.load(ordering: .acquiring) == 0 }
 
     /// Page writes so far (every stamp counts, repeats included).
@@ -156,7 +157,7 @@ public final class Guest: @unchecked Sendable {
         let pauseRequested = Atomic<Bool>(false)
         let stopRequested = Atomic<Bool>(false)
         let writes = Atomic<UInt64>(0)
-        /// `fill` workloads that have not written all their pages yet.
+        /// `fill` workloads, and fresh `trace` replays, that have not written their data yet.
         let fillsPending = Atomic<Int>(0)
         var parked = 0
         var finished = 0
@@ -227,6 +228,8 @@ private final class Runner: @unchecked Sendable {
             } catch {
                 throw GuestError(description: "\(workload): \(error)")
             }
+            // A resumed replay finds its initial data already migrated.
+            if resumingAt == 0 { control.fillsPending.add(1, ordering: .relaxed) }
         }
     }
 
@@ -333,33 +336,49 @@ private final class Runner: @unchecked Sendable {
         }
     }
 
-    /// Each interval's pages spread evenly over the interval (divided by `speed`), in 1 ms
-    /// slices of guest time. Trace pages beyond this share wrap around it. A resumed replay
-    /// starts again at the beginning of the interval it was in.
+    /// A fresh replay first writes the pages the trace says hold data at the start (every page
+    /// without an initial-data block), as fast as it can, as `fill` does: otherwise they would
+    /// migrate as zero pages, which the trace's guest did not have. Then each interval's pages
+    /// spread evenly over the interval (divided by `speed`), in 1 ms slices of guest time, and
+    /// from the first interval again after the last, as the what-if simulator replays it: a
+    /// migration that outlasts the recording meets the same load, not an idle guest. Trace
+    /// pages beyond this share wrap around it. A resumed replay starts again at the beginning
+    /// of the interval it was in.
     func runTrace(_ trace: TraceReader, speed: Double) throws {
-        let length = UInt64(Double(trace.header.intervalNanoseconds) / speed)
-        var intervalStart = now
-        var skip = resumedAt / max(length, 1)
-        try trace.forEachInterval { view in
-            if skip > 0 {
-                skip -= 1
-                return
-            }
-            let total = view.written.reduce(0) { $0 + $1.count }
-            var done: UInt64 = 0
-            for range in view.written {
+        if resumedAt == 0 {
+            for range in trace.initialData ?? [PageRange(start: 0, count: trace.header.pageCount)] {
                 for page in range.start..<range.end {
-                    // Pages due by now: total × elapsed / length; wait a slice when ahead.
-                    while done * length >= total * (now - intervalStart) && now - intervalStart < length {
-                        try sleep(until: min(now + Self.slice, intervalStart + length))
-                    }
                     try write(page % pages.count)
-                    done += 1
+                    if page & 255 == 255 { flushCount() }
                 }
             }
             flushCount()
-            try sleep(until: intervalStart + length)
-            intervalStart += length
+            control.fillsPending.subtract(1, ordering: .releasing)
+            origin = now  // the trace's clock starts after its initial data
+        }
+        guard trace.intervalCount > 0 else { return }
+        let length = UInt64(Double(trace.header.intervalNanoseconds) / speed)
+        var intervalStart = now
+        var skip = (resumedAt / max(length, 1)) % UInt64(trace.intervalCount)
+        while true {
+            try trace.forEachInterval(from: Int(skip)) { view in
+                let total = view.written.reduce(0) { $0 + $1.count }
+                var done: UInt64 = 0
+                for range in view.written {
+                    for page in range.start..<range.end {
+                        // Pages due by now: total × elapsed / length; wait a slice when ahead.
+                        while done * length >= total * (now - intervalStart) && now - intervalStart < length {
+                            try sleep(until: min(now + Self.slice, intervalStart + length))
+                        }
+                        try write(page % pages.count)
+                        done += 1
+                    }
+                }
+                flushCount()
+                try sleep(until: intervalStart + length)
+                intervalStart += length
+            }
+            skip = 0
         }
     }
 }
