@@ -470,7 +470,6 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         var pending = PageBitmap(pages: memory.pageCount)
         pending.insert(contentsOf: unsent)
         pending.insert(contentsOf: try tracker.collect())
-        tracker.stop()  // the guest never writes here again
         monitor.locked {
             state = .postcopyActive
             postcopyFrom = stop
@@ -490,7 +489,11 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
             try connection.flush()
             _ = try expectReply("postcopy-start-ack")
             monitor.locked { downtime = Double(Self.now() - stop) / 1e9 }
+            // The guest never writes here again; ending the tracking (over the whole guest,
+            // tens of milliseconds) waits until the destination runs it.
+            tracker.stop()
         } catch {
+            tracker.stop()
             linkBroke("\(error)")
             try recoverLink(&pending)
             var left = pending

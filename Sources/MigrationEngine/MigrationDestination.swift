@@ -42,6 +42,8 @@ public final class MigrationDestination: @unchecked Sendable {
     /// requests go only on a link the source has greeted.
     private var resumed: StreamConnection?
 
+    /// `memory` must hold zeros, as `GuestMemory` maps it: a page the stream says is zero and
+    /// that nothing was written to here is left untouched. `workloads` run here afterwards.
     public init(memory: GuestMemory, workloads: [GuestWorkload] = []) {
         self.memory = memory
         self.workloads = workloads
@@ -50,7 +52,7 @@ public final class MigrationDestination: @unchecked Sendable {
     /// Receives one migration over `channel`. `reconnect` waits for the source's next
     /// connection after a postcopy break (nil: a break ends the migration with an error).
     public func run(channel first: any ByteChannel, reconnect: (() throws -> any ByteChannel)? = nil) throws -> DestinationReport {
-        var session = Session()
+        var session = Session(written: PageBitmap(pages: memory.pageCount))
         defer { session.faults?.stop() }
         var channel = first
         while true {
@@ -83,6 +85,9 @@ public final class MigrationDestination: @unchecked Sendable {
         var stampsArrived: UInt64 = 0
         var faults: PostcopyFaults?
         var recoveries = 0
+        /// Pages a data run has written here (before postcopy), so that a zero run need not
+        /// touch pages that are zero already.
+        var written: PageBitmap
     }
 
     /// Serves one connection: the report when the migration completes, nil at the end of the
@@ -104,8 +109,23 @@ public final class MigrationDestination: @unchecked Sendable {
                 do { try faults.install(start: start, count: UInt64(count), data: zero ? nil : data) } catch { installFailure = installFailure ?? error }
                 return
             }
-            let at = base + Int(start) * pageSize
-            if zero { at.initializeMemory(as: UInt8.self, repeating: 0, count: Int(count) * pageSize) } else { at.copyMemory(from: data.baseAddress!, byteCount: data.count) }
+            let run = PageRange(start: start, count: UInt64(count))
+            if zero {
+                // The memory was zero when the migration began: only what a run wrote here
+                // before needs clearing (a fresh page is not even touched).
+                var page = run.start
+                while page < run.end {
+                    guard session.written.contains(page) else { page += 1; continue }
+                    var end = page + 1
+                    while end < run.end, session.written.contains(end) { end += 1 }
+                    (base + Int(page) * pageSize).initializeMemory(as: UInt8.self, repeating: 0, count: Int(end - page) * pageSize)
+                    page = end
+                }
+                session.written.remove(run)
+            } else {
+                (base + Int(start) * pageSize).copyMemory(from: data.baseAddress!, byteCount: data.count)
+                session.written.insert(run)
+            }
         }) {
             if let installFailure { throw installFailure }
             if let failure = session.faults?.failure { throw failure }
@@ -127,7 +147,10 @@ public final class MigrationDestination: @unchecked Sendable {
                 session.stampsArrived += UInt64(sequences.count)
             case let .postcopyStart(discard):
                 let snapshot = try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived)
-                let pageFaults = try PostcopyFaults(memory: memory, stale: discard) { [self] ranges in request(ranges) }
+                var untouched = PageBitmap(pages: memory.pageCount)
+                untouched.insertAll(below: memory.pageCount)
+                for r in session.written.ranges(clearing: false) { untouched.remove(r) }
+                let pageFaults = try PostcopyFaults(memory: memory, stale: discard, untouched: untouched) { [self] ranges in request(ranges) }
                 try pageFaults.start()
                 session.faults = pageFaults
                 try startGuest(snapshot)
@@ -148,8 +171,9 @@ public final class MigrationDestination: @unchecked Sendable {
             case let .ping(nonce):
                 try reply(.pong(nonce: nonce), &session.state, connection)
             case .complete:
-                session.faults?.stop()
+                // The fault thread serves the check too: it reads pages that zero runs never touched.
                 let (verified, detail) = verify(stamps: session.stamps, arrived: session.stampsArrived, missing: session.faults?.missingPages ?? 0)
+                session.faults?.stop()
                 try reply(.completeAck(verified: verified, detail: detail), &session.state, connection)
                 if session.faults == nil, verified { try startGuest(try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived)) }
                 return DestinationReport(pagesReceived: session.received, verified: verified, detail: detail, postcopy: session.faults != nil,

@@ -17,6 +17,9 @@ final class PostcopyFaults: @unchecked Sendable {
     private let lock = Monitor()
     private var received: PageBitmap
     private var requested: PageBitmap
+    /// Received pages that are zero and were never touched here (a zero run need not write
+    /// them): userfaultfd sees them as missing, so a fault on one gets a zero page at once.
+    private var untouched: PageBitmap
     private var faults: UInt64 = 0
     private var stopping = false
     private var thread: pthread_t?
@@ -25,17 +28,21 @@ final class PostcopyFaults: @unchecked Sendable {
     private(set) var failure: (any Error)?
 
     /// Drops the `stale` pages (they will come again) and registers the region; the pages
-    /// outside `stale` that the destination has received count as present. `request` sends a
-    /// page request on the return path; it is called from the fault thread.
-    init(memory: GuestMemory, stale: [PageRange], request: @escaping @Sendable ([PageRange]) throws -> Void) throws(SystemCallError) {
+    /// outside `stale` that the destination has received count as present, those of them in
+    /// `untouched` as zero pages never touched. `request` sends a page request on the return
+    /// path; it is called from the fault thread.
+    init(memory: GuestMemory, stale: [PageRange], untouched: PageBitmap,
+         request: @escaping @Sendable ([PageRange]) throws -> Void) throws(SystemCallError) {
         self.memory = memory
         self.request = request
+        self.untouched = untouched
         received = PageBitmap(pages: memory.pageCount)
         received.insertAll(below: memory.pageCount)
         requested = PageBitmap(pages: memory.pageCount)
         for r in stale {
             try Sys.discard(memory.pointer(page: r.start), Int(r.count) * memory.pageSize)
-            for page in r.start..<r.end { received.remove(mask: 1 << (page & 63), inWord: Int(page >> 6)) }
+            received.remove(r)
+            self.untouched.remove(r)
         }
         let fd = try Sys.uffdOpen(features: 0)
         do throws(SystemCallError) {
@@ -140,11 +147,22 @@ final class PostcopyFaults: @unchecked Sendable {
                     guard page < memory.pageCount else { continue }
                     pages.append(page)
                 }
-                let fresh = lock.locked { () -> [UInt64] in
-                    var out: [UInt64] = []
-                    for page in pages where !received.contains(page) && requested.insert(page) { out.append(page) }
+                let (fresh, zeroes) = lock.locked { () -> ([UInt64], [UInt64]) in
+                    var out: [UInt64] = [], zero: [UInt64] = []
+                    for page in pages {
+                        if self.untouched.contains(page) {
+                            self.untouched.remove(PageRange(start: page, count: 1))
+                            zero.append(page)
+                        } else if !received.contains(page), requested.insert(page) {
+                            out.append(page)
+                        }
+                    }
                     faults += UInt64(out.count)
-                    return out
+                    return (out, zero)
+                }
+                // A zero page the destination never had to touch: it is a zero page, here and now.
+                for page in zeroes {
+                    _ = try Sys.uffdInstall(fd, at: Sys.address(memory.pointer(page: page)), from: nil, length: UInt64(memory.pageSize))
                 }
                 guard !fresh.isEmpty else { continue }
                 var sorted = fresh

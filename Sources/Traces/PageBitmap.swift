@@ -36,7 +36,33 @@ public struct PageBitmap: Sendable, Equatable {
     public mutating func insert(_ range: PageRange) -> UInt64 {
         guard range.count > 0 else { return 0 }
         grow(toCover: range.end - 1)
-        var added: UInt64 = 0
+        let added = forEachWord(of: range) { word, mask in
+            let new = mask & ~word
+            word |= mask
+            return new.nonzeroBitCount
+        }
+        count += added
+        return added
+    }
+
+    /// Clears every page of `range`; returns how many were set.
+    @discardableResult
+    public mutating func remove(_ range: PageRange) -> UInt64 {
+        let clamped = PageRange(start: range.start, count: min(range.end, UInt64(words.count) * 64) - min(range.start, UInt64(words.count) * 64))
+        guard clamped.count > 0 else { return 0 }
+        let removed = forEachWord(of: clamped) { word, mask in
+            let hit = word & mask
+            word &= ~mask
+            return hit.nonzeroBitCount
+        }
+        count -= removed
+        return removed
+    }
+
+    /// Calls `body` with each word `range` touches and the mask of its pages in that word;
+    /// returns the sum of what `body` returns.
+    private mutating func forEachWord(of range: PageRange, _ body: (inout UInt64, UInt64) -> Int) -> UInt64 {
+        var total: UInt64 = 0
         var page = range.start
         let end = range.end
         words.withUnsafeMutableBufferPointer { w in
@@ -44,13 +70,11 @@ public struct PageBitmap: Sendable, Equatable {
                 let wi = Int(page / 64), bit = page % 64
                 let n = min(64 - bit, end - page)
                 let mask: UInt64 = n == 64 ? ~0 : ((1 << n) - 1) << bit
-                added += UInt64((mask & ~w[wi]).nonzeroBitCount)
-                w[wi] |= mask
+                total += UInt64(body(&w[wi], mask))
                 page += n
             }
         }
-        count += added
-        return added
+        return total
     }
 
     /// Sets every page of `pages` (an interval's set) and returns how many were new.
