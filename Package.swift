@@ -48,6 +48,7 @@ let package = Package(
         .executableTarget(name: "migpilot-transport-bench", dependencies: ["Transport", "Migration"], path: "Benchmarks/TransportBench"),
         .executableTarget(name: "migpilot-model-bench", dependencies: ["ConvergenceModel", "Traces", "Migration"], path: "Benchmarks/ModelBench"),
         .executableTarget(name: "migpilot-guest-bench", dependencies: ["MigrationEngine", "Traces"], path: "Benchmarks/GuestBench"),
+        .executableTarget(name: "migpilot-recovery-bench", dependencies: ["MigrationEngine", "Traces"], path: "Benchmarks/RecoveryBench"),
 
         .testTarget(name: "CUringTests", dependencies: ["CUring"]),
         .testTarget(name: "CGSLTests", dependencies: ["CGSL"]),

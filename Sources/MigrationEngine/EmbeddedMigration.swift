@@ -286,6 +286,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                 pending.insert(contentsOf: ranges)
                 pending.insert(contentsOf: try tracker.collect())
                 if max == nil || pending.count <= max! {
+                    monitor.locked { pass += 1 }  // the sync counts, as QEMU's dirty-sync-count does
                     try stopAndCopy(pending: &pending)
                     return
                 }
@@ -471,6 +472,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         pending.insert(contentsOf: unsent)
         pending.insert(contentsOf: try tracker.collect())
         monitor.locked {
+            pass += 1  // the sync at the switch counts, as QEMU's dirty-sync-count does
             state = .postcopyActive
             postcopyFrom = stop
             remaining = pending.count
@@ -502,13 +504,14 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         for cut in timedCuts { try startCutting(cut) }
 
         while true {
-            let watchdog = try watch(connection)
+            var watchdog: LinkWatchdog? = try watch(connection)
             do {
-                try push(&pending, queue: &next)
-                watchdog.stop()
+                // Once every page is out the destination checks all of them before it answers:
+                // silence is expected then (errors, EOF and TCP's user timeout still count).
+                try push(&pending, queue: &next) { watchdog?.stop(); watchdog = nil }
                 return
             } catch {
-                watchdog.stop()
+                watchdog?.stop()
                 linkBroke("\(error)")
             }
             try recoverLink(&pending)
@@ -519,7 +522,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
 
     /// Pushes every pending page (requested ones first), then `complete`, and waits for the
     /// destination's verdict. Throws when the link breaks.
-    private func push(_ pending: inout PageBitmap, queue next: inout ArraySlice<PageRange>) throws {
+    private func push(_ pending: inout PageBitmap, queue next: inout ArraySlice<PageRange>, allPagesSent: () -> Void) throws {
         DispatchQueue.global().async { [self, connection] in readReturnPath(connection) }
         while pending.count > 0 {
             let (asked, broken) = monitor.locked { () -> ([PageRange], String?) in
@@ -544,6 +547,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         }
         try frame(.complete)
         try connection.flush()
+        allPagesSent()
         while true {
             let (ack, broken) = monitor.locked { () -> (StreamMessage?, String?) in
                 if completeAck == nil, returnPathFailure == nil, !pingDue, pongsOwed.isEmpty {
@@ -679,8 +683,9 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         }
     }
 
-    /// The pages outside `received` (the destination's ranges, in any order).
-    static func missing(from received: [PageRange], pageCount: UInt64) -> PageBitmap {
+    /// The pages outside `received` (the destination's ranges, in any order): what a recovery
+    /// must still send.
+    public static func missing(from received: [PageRange], pageCount: UInt64) -> PageBitmap {
         var pending = PageBitmap(pages: pageCount)
         var at: UInt64 = 0
         for r in received.sorted(by: { $0.start < $1.start }) {

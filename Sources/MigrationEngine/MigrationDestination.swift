@@ -61,7 +61,8 @@ public final class MigrationDestination: @unchecked Sendable {
             var watchdog: LinkWatchdog?
             do {
                 defer { watchdog?.stop() }
-                if let report = try serve(connection, &session, watch: { if watchdog == nil { watchdog = try self.watch(connection) } }) { return report }
+                if let report = try serve(connection, &session, watch: { if watchdog == nil { watchdog = try self.watch(connection) } },
+                                          unwatch: { watchdog?.stop(); watchdog = nil }) { return report }
                 throw StreamError(.truncated, "the source closed the stream before completing (state \(session.state.state))")
             } catch {
                 sendLock.locked { current = nil }
@@ -93,8 +94,10 @@ public final class MigrationDestination: @unchecked Sendable {
     /// Serves one connection: the report when the migration completes, nil at the end of the
     /// stream; throws when the connection fails. `watch` arms the connection's watchdog (once)
     /// from the switch to postcopy on, and from the start of a reconnection, so that a new
-    /// connection that falls silent half-way through its handshake does not hold the line.
-    private func serve(_ connection: StreamConnection, _ session: inout Session, watch: () throws -> Void) throws -> DestinationReport? {
+    /// connection that falls silent half-way through its handshake does not hold the line;
+    /// `unwatch` ends it at `complete`, after which the source sends nothing until the answer.
+    private func serve(_ connection: StreamConnection, _ session: inout Session, watch: () throws -> Void,
+                       unwatch: () -> Void) throws -> DestinationReport? {
         var installFailure: (any Error)?
         let pageSize = memory.pageSize
         let base = memory.base
@@ -171,8 +174,11 @@ public final class MigrationDestination: @unchecked Sendable {
             case let .ping(nonce):
                 try reply(.pong(nonce: nonce), &session.state, connection)
             case .complete:
+                // The source waits in silence while every page is checked here.
+                unwatch()
                 // The fault thread serves the check too: it reads pages that zero runs never touched.
-                let (verified, detail) = verify(stamps: session.stamps, arrived: session.stampsArrived, missing: session.faults?.missingPages ?? 0)
+                let (verified, detail) = verify(stamps: session.stamps, arrived: session.stampsArrived, missing: session.faults?.missingPages ?? 0,
+                                                knownZero: session.faults?.untouchedPages)
                 session.faults?.stop()
                 try reply(.completeAck(verified: verified, detail: detail), &session.state, connection)
                 if session.faults == nil, verified { try startGuest(try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived)) }
@@ -227,17 +233,17 @@ public final class MigrationDestination: @unchecked Sendable {
     /// Every page's stamp against the source's final stamps — after postcopy, against the
     /// guest's own table, which started from them and has every write made here since. Without
     /// stamps (a version 2 source) only the stamps' integrity can be checked.
-    private func verify(stamps: [UInt64]?, arrived: UInt64, missing: UInt64) -> (Bool, String) {
+    private func verify(stamps: [UInt64]?, arrived: UInt64, missing: UInt64, knownZero: PageBitmap?) -> (Bool, String) {
         if missing > 0 { return (false, "the source completed with \(missing) pages never sent") }
         let bad: [UInt64]
         var what = "checked against the source's final stamps"
         if let guest {
             guest.pause()
             defer { guest.resume() }
-            bad = guest.mismatches(in: memory)
+            bad = guest.mismatches(in: memory, knownZero: knownZero)
             what = "checked against the source's stamps and the writes made here since"
         } else if let stamps, arrived >= memory.pageCount {
-            bad = Guest.mismatches(in: memory, expected: stamps)
+            bad = Guest.mismatches(in: memory, expected: stamps, knownZero: knownZero)
         } else {
             bad = (0..<memory.pageCount).filter { PageStamp.read(from: memory.pointer(page: $0)) == .corrupt }
             what = "stamps intact (the source sent no final stamps)"

@@ -81,6 +81,8 @@ final class PostcopyFaults: @unchecked Sendable {
     /// Pages still missing, and distinct pages the guest faulted on (remote faults).
     var missingPages: UInt64 { lock.locked { memory.pageCount - received.count } }
     var remoteFaults: UInt64 { lock.locked { faults } }
+    /// Pages that are zero and have never been touched here (a copy).
+    var untouchedPages: PageBitmap { lock.locked { untouched } }
     /// The received bitmap as ranges (what recovery sends back).
     var receivedRanges: [PageRange] { lock.locked { var copy = received; return copy.ranges(clearing: true) } }
     /// Pages the guest asked for that have not arrived: after a recovery they are asked again.

@@ -112,6 +112,7 @@ struct MigrateCommand: ParsableCommand {
                                      estimator: ModelEstimator(policy: chosen)) { record in
             if json, let line = try? encoder.encode(record) { Terminal.standardOutputLine(String(decoding: line, as: UTF8.self)) }
             let s = record.status
+            if !json { Self.narrate(record) }
             Terminal.progress(Self.progressLine(s, lastAction: record.action.name))
         }
         var outcome: DriverOutcome
@@ -159,6 +160,24 @@ struct MigrateCommand: ParsableCommand {
 }
 
 extension MigrateCommand {
+    /// A line on stderr for each decision and each change of state, as they come: what the
+    /// policy did and why, above the progress line.
+    static func narrate(_ record: DecisionRecord) {
+        let s = record.status
+        let what = record.action.name == "continue" ? s.state.rawValue : record.action.name
+        let time = formatFixed(record.timeSeconds, decimals: 2)
+        let why = record.events.compactMap { event -> String? in
+            switch event {
+            case .channelBroken(let reason): "the link broke: \(reason)"
+            case .recoveryFailed(let reason): "the recovery failed: \(reason)"
+            default: nil
+            }
+        }
+        Terminal.endProgress()
+        for line in why { Terminal.standardError("\(String(repeating: " ", count: max(0, 7 - time.count)))\(time) s  \(line)\n") }
+        Terminal.standardError("\(String(repeating: " ", count: max(0, 7 - time.count)))\(time) s  pass \(s.pass)  \(what.padding(toLength: 18, withPad: " ", startingAt: 0)) \(record.reason)\n")
+    }
+
     /// After the policy gave up in postcopy: say how to recover by hand, and wait for it.
     func waitForManualRecovery(_ engine: EmbeddedMigration, because reason: String, _ encoder: JSONEncoder) throws -> MigrationStatus? {
         let path = control ?? "/tmp/migpilot-migrate-\(getpid()).sock"

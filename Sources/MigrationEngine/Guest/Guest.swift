@@ -135,15 +135,21 @@ public final class Guest: @unchecked Sendable {
 
     /// Pages of `copy` (a region laid out like the guest's) whose stamp is not the guest's last
     /// one: lost, stale or corrupt. Call while the guest is paused or stopped.
-    public func mismatches(in copy: GuestMemory) -> [UInt64] {
-        Self.mismatches(in: copy, expected: UnsafeBufferPointer(start: sequences, count: Int(memory.pageCount)))
+    public func mismatches(in copy: GuestMemory, knownZero: PageBitmap? = nil) -> [UInt64] {
+        Self.mismatches(in: copy, expected: UnsafeBufferPointer(start: sequences, count: Int(memory.pageCount)), knownZero: knownZero)
     }
 
     /// Pages of `copy` whose stamp is not `expected[page]` (0: must be unstamped).
-    public static func mismatches(in copy: GuestMemory, expected: some Collection<UInt64>) -> [UInt64] {
+    /// `knownZero`: pages the caller knows hold zeros without reading them (a destination's
+    /// pages that nothing ever touched; reading one through userfaultfd would cost a fault).
+    public static func mismatches(in copy: GuestMemory, expected: some Collection<UInt64>, knownZero: PageBitmap? = nil) -> [UInt64] {
         precondition(UInt64(expected.count) == copy.pageCount, "\(expected.count) sequences for \(copy.pageCount) pages")
         var out: [UInt64] = []
         for (page, sequence) in zip(0..<copy.pageCount, expected) {
+            if knownZero?.contains(page) == true {
+                if sequence != 0 { out.append(page) }
+                continue
+            }
             let wanted: PageStamp.Reading = sequence == 0 ? .unstamped : .stamped(PageStamp(page: page, sequence: sequence))
             if PageStamp.read(from: copy.pointer(page: page)) != wanted { out.append(page) }
         }
