@@ -26,7 +26,7 @@ proxy_script = os.path.join(root, "Tests/Fixtures/link-proxy.py")
 
 def resume_spans():
     run = subprocess.run([binary, "migrate", "--memory", "256MiB", "--workload", "fill:128MiB", "--workload", "uniform:rate=30000",
-                          "--bandwidth", "200Mbit/s", "--inject", "cut:after=postcopy+0.3s,every=0.3s,count=20", "--json"],
+                          "--bandwidth", "150Mbit/s", "--inject", "cut:after=postcopy+0.3s,every=0.3s,count=20", "--json"],
                          capture_output=True, text=True, cwd=root)
     lines = [json.loads(l) for l in run.stdout.splitlines() if l.startswith("{")]
     summary = lines[-1]

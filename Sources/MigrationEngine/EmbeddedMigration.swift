@@ -19,7 +19,7 @@ public struct EngineError: Error, CustomStringConvertible, Sendable {
 /// once the destination runs the guest pushes the rest in the background, pages the
 /// destination's guest faulted on first (a return-path thread reads its requests).
 ///
-/// A link that breaks in postcopy (an error, EOF, a damaged frame, or a second of silence)
+/// A link that breaks in postcopy (an error, EOF, a damaged frame, or 0.8 s of silence)
 /// leaves the migration `postcopy-paused` with every page kept; `recover` reconnects, the
 /// destination's received bitmap says what is still missing, and the push goes on. The guest
 /// never runs here again once `postcopy-start` has left; a break before that ends the
@@ -632,7 +632,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                 opened = channel
                 let fresh = StreamConnection(channel: channel, pageSize: UInt32(memory.pageSize))
                 monitor.locked { link = channel }
-                // A destination that does not answer within a second is as good as gone.
+                // A destination that does not answer within 0.8 s is as good as gone.
                 let watchdog = try LinkWatchdog(fresh)
                 defer { watchdog.stop() }
                 try frame(.hello(version: StreamVersion.current, pageSize: UInt32(memory.pageSize), pageCount: memory.pageCount,

@@ -22,7 +22,7 @@ public struct DestinationReport: Sendable {
 /// against the source's final stamps (or, after postcopy, the guest's own newer writes) and
 /// the verdict goes back in `complete-ack`. With workloads, the guest runs on here afterwards.
 ///
-/// A link that breaks in postcopy (an error, EOF, a damaged frame, a second of silence) pauses
+/// A link that breaks in postcopy (an error, EOF, a damaged frame, 0.8 s of silence) pauses
 /// the destination: every page stays, faulting guest threads sleep on, their requests wait,
 /// and the next connection must be the source's `hello` and `resume`; the received bitmap
 /// goes back, then `resume-ack`, and the waiting requests are sent again.

@@ -149,4 +149,37 @@ import Testing
         #expect(none.status == 64)
         #expect(none.stderr.contains("--workload"), "\(none.stderr)")
     }
+
+    /// How the stream reaches the destination in `overEveryTransport`.
+    enum Route: String, CaseIterable, Sendable { case tcp, unix, exec }
+
+    /// Over each transport: a converging writer completes in precopy under precopy.yaml, a
+    /// writer faster than the link through postcopy under adaptive.yaml; verified both times.
+    @Test(arguments: Route.allCases, [false, true])
+    func overEveryTransport(_ route: Route, outrunsTheLink: Bool) throws {
+        var arguments = ["migrate", "--memory", "16MiB", "--workload", "fill:8MiB", "--json", "--bandwidth", "100Mbit/s",
+                         "--workload", outrunsTheLink ? "uniform:rate=40000" : "uniform:rate=500"]
+        if !outrunsTheLink { arguments += ["--policy", policy("precopy")] }
+        var destination: Process?
+        switch route {
+        case .tcp: break  // the embedded default: a local destination over loopback tcp
+        case .unix:
+            let socket = freshSocket()
+            let (p, _, _) = try background(["incoming", "unix:\(socket)", "--memory", "16MiB"])
+            destination = p
+            waitFor(socket)
+            arguments += ["--to", "unix:\(socket)"]
+        case .exec:
+            arguments += ["--to", "exec:\(TraceCommandTests.binary) incoming stdio --memory 16MiB"]
+        }
+        defer { if destination?.isRunning == true { destination?.terminate() } }
+        let run = try e2e.migpilot(arguments)
+        #expect(run.status == 0, "\(run.stderr)")
+        let (_, last) = try jsonLines(run)
+        #expect(last["status"] as? String == "completed")
+        #expect(last["verified"] as? Bool == true, "\(last)")
+        #expect((last["postcopy_time_s"] as? Double).map { $0 > 0 } ?? false == outrunsTheLink, "\(last)")
+        destination?.waitUntilExit()
+        if let destination { #expect(destination.terminationStatus == 0) }
+    }
 }

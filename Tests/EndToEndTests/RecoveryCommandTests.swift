@@ -221,4 +221,31 @@ import Testing
         #expect(source.finish(90) == 75, "\(source.stderr)")
         #expect(source.stderr.contains { $0.contains("ended paused") }, "\(source.stderr)")
     }
+
+    @Test func whatifPredictsThePausedTimeOfARealRunWithTheSameCut() throws {
+        // The same guest both ways: half its memory filled, the other half written at 30,000
+        // pages/s (a hot set of half the pages taking every write), over 100 Mbit/s; the link
+        // is cut 0.5 s into postcopy and stays down for 1 s.
+        let run = try e2e.migpilot(["migrate", "--memory", "64MiB", "--workload", "fill:32MiB", "--workload", "uniform:rate=30000",
+                                    "--bandwidth", "100Mbit/s", "--inject", "cut:after=postcopy+0.5s,for=1s", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let (_, real) = try migrate.jsonLines(run)
+        #expect(real["recoveries"] as? Int == 1)
+        let measured = try #require(real["paused_s"] as? Double)
+
+        let trace = migrate.freshSocket() + ".trace"
+        defer { try? FileManager.default.removeItem(atPath: trace) }
+        let synth = try e2e.migpilot(["trace", "synth", "--kind", "hotset", "--pages", "16384", "--rate", "30000", "--hot-fraction", "0.5",
+                                      "--hot-share", "1", "--duration", "60s", "--interval", "100ms", "-o", trace])
+        #expect(synth.status == 0, "\(synth.stderr)")
+        func whatif(_ extra: [String]) throws -> [String: Any] {
+            let w = try e2e.migpilot(["whatif", "--trace", trace, "--policy", migrate.policy("adaptive"), "--bandwidth", "100Mbit/s", "--json"] + extra)
+            #expect(w.status == 0, "\(w.stderr)")
+            let results = try #require((try JSONSerialization.jsonObject(with: Data(w.stdout.utf8)) as? [String: Any])?["results"] as? [[String: Any]])
+            return try #require(results.first)
+        }
+        let switchAt = try #require(try whatif([])["switch_at_s"] as? Double)
+        let predicted = try #require(try whatif(["--fail-at", "\(Int((switchAt + 0.5) * 1000))ms", "--fail-for", "1s"])["paused_s"] as? Double)
+        #expect(abs(predicted - measured) <= 0.2 * measured, "predicted \(predicted) s paused, measured \(measured) s")
+    }
 }

@@ -41,25 +41,40 @@ import Transport
         return RunningDestination(uri: uri, listener: listener, outcome: { done.wait(); return result.value! })
     }
 
-    @Test func garbageOnTheStreamEndsItAndNeverReachesGuestMemory() throws {
+    /// What a destination may be fed instead of a migration.
+    enum Garbage: String, CaseIterable, Sendable { case flippedByte, truncated, random, wrongVersion }
+
+    @Test(arguments: Garbage.allCases)
+    func garbageOnTheStreamEndsItAndNeverReachesGuestMemory(_ garbage: Garbage) throws {
         let destination = try GuestMemory(bytes: 1 << 20)
         destination.base.initializeMemory(as: UInt8.self, repeating: 0xA5, count: destination.byteCount)
         let running = try startDestination(destination)
         defer { running.listener.close() }
         let channel = try Transport.connect(running.uri)
-        // A valid hello, then a pages frame with one byte flipped in its page data.
+        // A valid hello and a pages frame, then spoiled as `garbage` says.
         var encoder = FrameEncoder(pageSize: UInt32(destination.pageSize))
-        try encoder.append(.hello(version: StreamVersion.current, pageSize: UInt32(destination.pageSize), pageCount: destination.pageCount, features: []))
+        let version = garbage == .wrongVersion ? StreamVersion.current + 1 : StreamVersion.current
+        try encoder.append(.hello(version: version, pageSize: UInt32(destination.pageSize), pageCount: destination.pageCount, features: []))
         try encoder.append(.passStart(pass: 1))
         let page = [UInt8](repeating: 0x11, count: destination.pageSize)
         try page.withUnsafeBytes { try encoder.appendPages(start: 3, count: 1, from: $0) }
         var bytes = encoder.bytes
-        bytes[bytes.count - 100] ^= 0x01
+        switch garbage {
+        case .flippedByte: bytes[bytes.count - 100] ^= 0x01
+        case .truncated: bytes.removeLast(1000)
+        case .random:
+            var rng = SystemRandomNumberGenerator()
+            bytes = (0..<(64 << 10)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        case .wrongVersion: break
+        }
         try bytes.withUnsafeBytes { try channel.send($0) }
         try channel.shutdownWrite()
         let outcome = running.outcome()
         channel.close()
         #expect(throws: StreamError.self) { try outcome.get() }
+        if case .failure(let error) = outcome, garbage == .wrongVersion {
+            #expect("\(error)".contains("version"), "\(error)")
+        }
         let untouched = UnsafeRawBufferPointer(start: destination.base, count: destination.byteCount).allSatisfy { $0 == 0xA5 }
         #expect(untouched)
     }
