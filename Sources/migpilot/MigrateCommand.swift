@@ -33,10 +33,18 @@ struct MigrateCommand: ParsableCommand {
                   --workload uniform:rate=20000
               migpilot migrate --to "exec:ssh host migpilot incoming stdio --memory 256MiB" \\
                   --memory 256MiB
+              migpilot migrate --memory 64MiB --workload uniform:rate=40000 \\
+                  --bandwidth 200Mbit/s --inject cut:after=postcopy+0.3s,every=0.7s,count=4
+
+            In postcopy a broken link (an error, EOF, a damaged frame, 0.8 s of
+            silence) pauses both sides with every page kept, and the policy's
+            recovery section reconnects. When its retries run out the migration
+            stays postcopy-paused in this process, which prints its control socket:
+            `migpilot recover CONTROL` resumes it by hand (within --recovery-window).
 
             Exit codes: 0 completed and verified; 1 did not complete; 65
             verification failed; 69 the guest or the destination could not be
-            set up.
+            set up; 75 ended postcopy-paused (nobody recovered it in time).
             """
     )
 
