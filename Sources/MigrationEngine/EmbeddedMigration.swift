@@ -344,10 +344,10 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     /// Encodes one run of guest pages (zero pages as flags) and counts its bytes as sent.
     private func sendChunk(_ chunk: PageRange) throws {
         let guestBytes = UnsafeRawBufferPointer(start: guest.memory.base, count: guest.memory.byteCount)
-        let before = connection.encoder.bytes.count
+        let before = connection.encoder.count
         try monitor.locked { () throws(StreamError) in try stream.send(.pages(start: chunk.start, count: UInt32(chunk.count), zero: false, bytes: [])) }
         try connection.encoder.appendRange(chunk, of: guestBytes)
-        let bytes = UInt64(connection.encoder.bytes.count - before)
+        let bytes = UInt64(connection.encoder.count - before)
         try connection.flushIfFull()
         monitor.locked {
             transferred += bytes
@@ -416,13 +416,15 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         }
         let guestBytes = UnsafeRawBufferPointer(start: guest.memory.base, count: guest.memory.byteCount)
         try frame(.stopAndCopy)
-        let before = connection.bytesSent + UInt64(connection.encoder.bytes.count)
-        // In slices of at most one flush: a whole range at once would grow the encoder's
-        // buffer to the size of the range (hundreds of MiB, copied as it grows).
+        let before = connection.bytesSent + UInt64(connection.encoder.count)
+        // In slices of at most one flush: a whole range at once would make one batch of the
+        // range (hundreds of MiB of frames, and their gather list, before a byte leaves).
+        // The guest is paused until `complete-ack`, so page data leaves from guest memory, its
+        // CRC computed there: no copy into the encoder's buffer.
         let slice = UInt64(StreamConnection.flushBytes / guest.memory.pageSize)
         for r in pending.ranges(clearing: true) {
             for start in stride(from: r.start, to: r.end, by: Int(slice)) {
-                try connection.encoder.appendRange(PageRange(start: start, count: min(slice, r.end - start)), of: guestBytes)
+                try connection.encoder.appendRange(PageRange(start: start, count: min(slice, r.end - start)), of: guestBytes, inPlace: true)
                 try connection.flushIfFull()
             }
         }

@@ -30,12 +30,18 @@ final class StreamConnection: @unchecked Sendable {
         try flushIfFull()
     }
 
-    func flushIfFull() throws { if encoder.bytes.count >= Self.flushBytes { try flush() } }
+    func flushIfFull() throws { if encoder.count >= Self.flushBytes { try flush() } }
 
     func flush() throws {
-        guard !encoder.bytes.isEmpty else { return }
-        try encoder.bytes.withUnsafeBytes { bytes in try channel.send(bytes) }
-        bytesSent += UInt64(encoder.bytes.count)
+        guard encoder.count > 0 else { return }
+        if encoder.count == encoder.bytes.count {
+            try encoder.bytes.withUnsafeBytes { bytes in try channel.send(bytes) }
+        } else {
+            // Page data left in guest memory (stop-and-copy) leaves from there, in one gathered
+            // write with the headers around it.
+            try encoder.withPieces { pieces in try channel.send(pieces: pieces) }
+        }
+        bytesSent += UInt64(encoder.count)
         encoder.removeAll()
     }
 

@@ -7,6 +7,9 @@ public protocol ByteChannel: AnyObject, Sendable {
     var uri: MigrationURI { get }
     /// Sends all of `bytes` (however many system calls it takes), or throws.
     func send(_ bytes: UnsafeRawBufferPointer) throws(TransportError)
+    /// Sends all of `pieces`, one after another, as if they were one buffer: a gathered
+    /// write, so that data need not be copied together first.
+    func send(pieces: [UnsafeRawBufferPointer]) throws(TransportError)
     /// Receives what has arrived, at least one byte, at most `buffer.count`; 0 at end of stream.
     func receive(into buffer: UnsafeMutableRawBufferPointer) throws(TransportError) -> Int
     /// Fills `buffer` unless the stream ends first; returns how much arrived (short only at end

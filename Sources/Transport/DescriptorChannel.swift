@@ -34,6 +34,13 @@ public final class DescriptorChannel: ByteChannel, @unchecked Sendable {
         do { try Sys.writeAll(fd, bytes) } catch { throw withExit(error, waiting: error.errno == EPIPE) }
     }
 
+    public func send(pieces: [UnsafeRawBufferPointer]) throws(TransportError) {
+        guard let fd = state.locked({ output }) else {
+            throw TransportError(call: "send (not open for sending: one-way or shut)", errno: EBADF, uri: uri)
+        }
+        do { try Sys.writeAll(fd, pieces, socket: false) } catch { throw withExit(error, waiting: error.errno == EPIPE) }
+    }
+
     public func receive(into buffer: UnsafeMutableRawBufferPointer) throws(TransportError) -> Int {
         guard let fd = input else {
             throw TransportError(call: "receive (one-way: send only)", errno: EBADF, uri: uri)

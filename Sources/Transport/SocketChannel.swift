@@ -32,6 +32,12 @@ public final class SocketChannel: ByteChannel, @unchecked Sendable {
         }
     }
 
+    /// A plain blocking `sendmsg` rather than the ring: one call takes a whole gather list
+    /// (`abort`'s shutdown ends it as it ends a ring operation).
+    public func send(pieces: [UnsafeRawBufferPointer]) throws(TransportError) {
+        try on(uri) { () throws(TransportError) in try Sys.writeAll(descriptor, pieces, socket: true) }
+    }
+
     public func receive(into buffer: UnsafeMutableRawBufferPointer) throws(TransportError) -> Int {
         guard buffer.count > 0 else { return 0 }
         return try on(uri) { () throws(TransportError) -> Int in

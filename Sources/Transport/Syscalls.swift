@@ -61,6 +61,7 @@ enum Sys {
     static let tcpLevel = Int32(IPPROTO_TCP)
     // Linux values that glibc shows only under _GNU_SOURCE.
     static let setPipeSize: Int32 = 1031 // F_SETPIPE_SZ
+    static let maxVectors = 1024          // IOV_MAX: vectors one sendmsg or writev takes
 
     static func close(_ fd: Int32) { _ = Glibc.close(fd) }
 
@@ -192,6 +193,33 @@ enum Sys {
         var done = 0
         while done < bytes.count {
             done += try systemCall("write") { Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done) }
+        }
+    }
+
+    /// Writes all of `pieces`, in order, with gathered writes (`sendmsg` on a socket, with
+    /// MSG_NOSIGNAL; `writev` on anything else), however many calls it takes.
+    static func writeAll(_ fd: Int32, _ pieces: [UnsafeRawBufferPointer], socket: Bool) throws(TransportError) {
+        var vectors = pieces.filter { !$0.isEmpty }.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+        var first = 0
+        while first < vectors.count {
+            let count = min(maxVectors, vectors.count - first)
+            var done = try vectors.withUnsafeMutableBufferPointer { v throws(TransportError) -> Int in
+                let start = v.baseAddress! + first
+                if !socket { return try systemCall("writev") { Glibc.writev(fd, start, Int32(count)) } }
+                var message = msghdr()
+                message.msg_iov = start
+                message.msg_iovlen = count
+                return try systemCall("sendmsg") { Glibc.sendmsg(fd, &message, Int32(MSG_NOSIGNAL)) }
+            }
+            // A short write stops inside a vector: skip what went, trim the one it stopped in.
+            while done > 0, done >= vectors[first].iov_len {
+                done -= vectors[first].iov_len
+                first += 1
+            }
+            if done > 0 {
+                vectors[first].iov_base += done
+                vectors[first].iov_len -= done
+            }
         }
     }
 

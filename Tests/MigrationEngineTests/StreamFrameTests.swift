@@ -115,6 +115,29 @@ import CUring
         #expect(throws: StreamError.self) { try guest.withUnsafeBytes { g in try e.appendRange(PageRange(start: 19, count: 2), of: g) } }
     }
 
+    @Test func pageDataLeftInPlaceMakesTheSameStreamAsCopied() throws {
+        let pageSize = 4096, pages = 40
+        var guest = [UInt8](repeating: 0, count: pages * pageSize)
+        for page in 0..<pages where page % 9 != 3 { guest[page * pageSize + page] = UInt8(page + 1) }
+        var copied = FrameEncoder(pageSize: UInt32(pageSize)), inPlace = FrameEncoder(pageSize: UInt32(pageSize))
+        try copied.append(.passStart(pass: 1))
+        try inPlace.append(.passStart(pass: 1))
+        try guest.withUnsafeBytes { g in
+            for range in [PageRange(start: 1, count: 25), PageRange(start: 30, count: 10)] {
+                #expect(try copied.appendRange(range, of: g) == inPlace.appendRange(range, of: g, inPlace: true))
+            }
+            try copied.append(.complete)
+            try inPlace.append(.complete)
+            #expect(inPlace.count == copied.bytes.count)
+            #expect(inPlace.bytes.count < 2 * pageSize, "page data stays in the guest")
+            let joined = inPlace.withPieces { pieces in pieces.flatMap { Array($0) } }
+            #expect(joined == copied.bytes)
+        }
+        inPlace.removeAll()
+        #expect(inPlace.count == 0)
+        #expect(inPlace.withPieces { $0.map(\.count) } == [0])
+    }
+
     @Test func dataRunsAreCutIntoSmallFrames() throws {
         let pageSize = 4096, pages = Int(FrameEncoder.dataRunPages) * 2 + 3
         let guest = [UInt8](repeating: 0xA5, count: pages * pageSize)

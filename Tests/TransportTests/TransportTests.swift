@@ -252,3 +252,39 @@ private func unixPath(_ name: String) -> String { "/tmp/migpilot-transport-\(get
 extension Slice where Base == UnsafeMutableRawBufferPointer {
     func rebased() -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: self) }
 }
+
+/// Gathered writes: 3,000 pieces of odd sizes (more than one `sendmsg`/`writev` takes, and
+/// more bytes than a socket or pipe buffer holds, so that writes come back short) arrive as
+/// the one stream they make, in order.
+private func piecesArriveAsOneStream(_ sender: any ByteChannel, _ receiver: any ByteChannel) throws {
+    let block = Pattern(seed: 4, chunks: 1).block()
+    let sizes = (0..<3000).map { i in i % 7 == 0 ? 0 : (i * 7919) % 9000 + 1 }
+    var expected: UInt32 = 0, at = 0
+    var pieces: [(Int, Int)] = []
+    for size in sizes {
+        if at + size > block.count { at = 0 }
+        pieces.append((at, size))
+        expected = block.withUnsafeBytes { mp_crc32c(expected, $0.baseAddress! + at, size) }
+        at += size
+    }
+    let received = Worker { () throws in try drain(receiver, all: false) }
+    try block.withUnsafeBytes { b throws in
+        try sender.send(pieces: pieces.map { UnsafeRawBufferPointer(rebasing: b[$0.0..<$0.0 + $0.1]) })
+    }
+    try sender.shutdownWrite()
+    let (bytes, crc) = try received.join()
+    #expect(bytes == sizes.reduce(0, +))
+    #expect(crc == expected)
+}
+
+@Test func tcpSendsPiecesAsOneStream() throws {
+    let (client, server, listener) = try connectedPair(loopback)
+    defer { listener.close(); client.close(); server.close() }
+    try piecesArriveAsOneStream(client, server)
+}
+
+@Test func execSendsPiecesAsOneStream() throws {
+    let cat = try Transport.connect(.exec(command: "cat")) as! DescriptorChannel
+    defer { cat.close() }
+    try piecesArriveAsOneStream(cat, cat)
+}

@@ -28,10 +28,18 @@ public enum StreamFrame {
 }
 
 /// Turns messages into frames, appending to `bytes`, a buffer meant to be reused: write the
-/// frames of one batch, send `bytes`, `removeAll()`, repeat. Knows the page size from the `hello`
-/// it encodes (or from `init`), so that a `pages` run of the wrong size is refused here too.
-public struct FrameEncoder: Sendable {
+/// frames of one batch, send `bytes` (with `withPieces` when page data was left in place),
+/// `removeAll()`, repeat. Knows the page size from the `hello` it encodes (or from `init`), so
+/// that a `pages` run of the wrong size is refused here too.
+public struct FrameEncoder: @unchecked Sendable {
+    // @unchecked: `inPlace` points into guest memory, which outlives the batch that refers to it.
     public private(set) var bytes: [UInt8] = []
+    /// Page data of frames that `bytes` does not hold (`appendRange(_:of:inPlace: true)`): each
+    /// goes into the stream at offset `at` of `bytes`.
+    private var inPlace: [(at: Int, data: UnsafeRawBufferPointer)] = []
+    private var inPlaceBytes = 0
+    /// Bytes of stream encoded since the last `removeAll`: `bytes` and the page data in place.
+    public var count: Int { bytes.count + inPlaceBytes }
     public private(set) var pageSize: Int?
     /// The largest payload this encoder writes (the peer's decoder must accept it).
     public let maxPayload: Int
@@ -42,8 +50,29 @@ public struct FrameEncoder: Sendable {
         bytes.reserveCapacity(capacity)
     }
 
-    /// Empties the buffer, keeping its capacity.
-    public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+    /// Empties the buffer, keeping its capacity, and forgets the page data in place.
+    public mutating func removeAll() {
+        bytes.removeAll(keepingCapacity: true)
+        inPlace.removeAll(keepingCapacity: true)
+        inPlaceBytes = 0
+    }
+
+    /// The stream encoded so far as pieces to send in order (one gathered write): stretches of
+    /// `bytes` and, between them, the page data left in place.
+    public func withPieces<R>(_ body: ([UnsafeRawBufferPointer]) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBytes { buffer in
+            var pieces: [UnsafeRawBufferPointer] = []
+            pieces.reserveCapacity(2 * inPlace.count + 1)
+            var from = 0
+            for (at, data) in inPlace {
+                pieces.append(UnsafeRawBufferPointer(rebasing: buffer[from..<at]))
+                pieces.append(data)
+                from = at
+            }
+            pieces.append(UnsafeRawBufferPointer(rebasing: buffer[from...]))
+            return try body(pieces)
+        }
+    }
 
     /// Appends one frame carrying `message`. Throws (appending nothing) when the message cannot
     /// be sent as is: a payload over the limit or a page run whose bytes do not fit its count.
@@ -111,8 +140,12 @@ public struct FrameEncoder: Sendable {
     /// byte p × pageSize): consecutive all-zero pages as zero runs, the others as data runs of
     /// at most `dataRunPages`, no run longer than a payload allows. Returns how many pages went
     /// as zero runs.
+    ///
+    /// `inPlace`: the page data is not copied into `bytes`; its CRC is computed over guest
+    /// memory and `withPieces` sends it from there. Only for a guest that does not run until the
+    /// batch has been sent (stop-and-copy): the CRC must cover exactly the bytes that leave.
     @discardableResult
-    public mutating func appendRange(_ range: PageRange, of guest: UnsafeRawBufferPointer) throws(StreamError) -> UInt64 {
+    public mutating func appendRange(_ range: PageRange, of guest: UnsafeRawBufferPointer, inPlace: Bool = false) throws(StreamError) -> UInt64 {
         guard let pageSize else { throw StreamError(.malformedPayload, "pages before hello: the page size is not known") }
         guard range.start <= UInt64(guest.count / pageSize), range.count <= UInt64(guest.count / pageSize) - range.start else {
             throw StreamError(.malformedPayload, "range \(range) is outside a guest of \(guest.count / pageSize) pages")
@@ -133,13 +166,18 @@ public struct FrameEncoder: Sendable {
             bytes.put(page); bytes.put(UInt32(0)); bytes.put(UInt32(0))  // count filled in below
             var end = page
             repeat {
-                bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: guest[Int(end) * pageSize..<Int(end + 1) * pageSize]))
                 end += 1
             } while end < range.end && end - page < longestData && !Self.isZero(guest, page: end, pageSize: pageSize)
+            let data = UnsafeRawBufferPointer(rebasing: guest[Int(page) * pageSize..<Int(end) * pageSize])
+            if !inPlace { bytes.append(contentsOf: data) }
             bytes.withUnsafeMutableBytes { p in
                 p.storeBytes(of: UInt32(end - page).littleEndian, toByteOffset: frameStart + StreamFrame.headerSize + 8, as: UInt32.self)
             }
-            try endFrame(frameStart)
+            try endFrame(frameStart, inPlace: inPlace ? data : nil)
+            if inPlace {
+                self.inPlace.append((bytes.count, data))
+                inPlaceBytes += data.count
+            }
             page = end
         }
         return zeroPages
@@ -186,9 +224,11 @@ public struct FrameEncoder: Sendable {
     }
 
     /// Fills in the length and CRC of the frame that starts at `start` and runs to the end of
-    /// the buffer; a payload over the limit is taken out again.
-    private mutating func endFrame(_ start: Int) throws(StreamError) {
-        let length = bytes.count - start - StreamFrame.headerSize
+    /// the buffer, followed by `inPlace` when its data is sent from where it lies; a payload
+    /// over the limit is taken out again.
+    private mutating func endFrame(_ start: Int, inPlace: UnsafeRawBufferPointer? = nil) throws(StreamError) {
+        let inBuffer = bytes.count - start - StreamFrame.headerSize
+        let length = inBuffer + (inPlace?.count ?? 0)
         guard length <= maxPayload else {
             let type = bytes[start + 4]
             bytes.removeSubrange(start...)
@@ -197,7 +237,8 @@ public struct FrameEncoder: Sendable {
         bytes.withUnsafeMutableBytes { p in
             let header = p.baseAddress! + start
             header.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 8, as: UInt32.self)
-            let crc = StreamFrame.checksum(header: header, payload: header + StreamFrame.headerSize, length: length)
+            var crc = StreamFrame.checksum(header: header, payload: header + StreamFrame.headerSize, length: inBuffer)
+            if let inPlace { crc = mp_crc32c(crc, inPlace.baseAddress, inPlace.count) }
             header.storeBytes(of: crc.littleEndian, toByteOffset: 12, as: UInt32.self)
         }
     }
