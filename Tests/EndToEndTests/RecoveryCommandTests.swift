@@ -229,9 +229,16 @@ import Testing
         let run = try e2e.migpilot(["migrate", "--memory", "64MiB", "--workload", "fill:32MiB", "--workload", "uniform:rate=30000",
                                     "--bandwidth", "100Mbit/s", "--inject", "cut:after=postcopy+0.5s,for=1s", "--json"])
         #expect(run.status == 0, "\(run.stderr)")
-        let (_, real) = try migrate.jsonLines(run)
+        let (decisions, real) = try migrate.jsonLines(run)
         #expect(real["recoveries"] as? Int == 1)
-        let measured = try #require(real["paused_s"] as? Double)
+        let paused = try #require(real["paused_s"] as? Double)
+        // The handshake that succeeds takes ≈ 2 ms in a release build (Benchmarks/README,
+        // "Postcopy recovery") but a few hundred in this debug build; whatif models the
+        // release engine, so the debug handshake's own span is taken out of the comparison.
+        func time(_ d: [String: Any]) -> Double { d["time_s"] as? Double ?? 0 }
+        let recovered = try #require(decisions.first { ($0["events"] as? [[String: Any]] ?? []).contains { $0["event"] as? String == "recovered" } })
+        let handshakeStart = try #require(decisions.last { time($0) <= time(recovered) && ($0["status"] as? [String: Any])?["status"] as? String == "postcopy-recover" })
+        let measured = paused - (time(recovered) - time(handshakeStart))
 
         let trace = migrate.freshSocket() + ".trace"
         defer { try? FileManager.default.removeItem(atPath: trace) }
@@ -246,6 +253,6 @@ import Testing
         }
         let switchAt = try #require(try whatif([])["switch_at_s"] as? Double)
         let predicted = try #require(try whatif(["--fail-at", "\(Int((switchAt + 0.5) * 1000))ms", "--fail-for", "1s"])["paused_s"] as? Double)
-        #expect(abs(predicted - measured) <= 0.2 * measured, "predicted \(predicted) s paused, measured \(measured) s")
+        #expect(abs(predicted - measured) <= 0.2 * measured, "predicted \(predicted) s paused, measured \(measured) s (\(paused) s with the handshake)")
     }
 }
