@@ -8,11 +8,14 @@ for total time and downtime (a downtime within 2 ms counts as no error).
 The cap holds precopy's passes back, not the stop-and-copy, which the engine (as QEMU) sends
 as fast as the link takes it: whatif is given that rate as --switchover-bandwidth, the engine's
 uncapped rate over loopback into populated memory, measured here first (median of 3) unless
-given.
+given. The switch's own work (whatif's --switchover-* and --postcopy-switch-* options) is
+measured here too, uncapped, median of 3 each: stop-and-copies with nothing pending of two
+guest sizes (the fixed part, and per guest page the stamp check), a switch to postcopy with
+nothing stale (its fixed part) and one after a uniform writer (per stale run).
 
 Usage: scripts/prediction-vs-measurement.py path/to/migpilot [--runs 3] [--horizon 45s]
-       [--bandwidth 1Gbit/s] [--switchover-bandwidth 1.5GB/s] [--policy policies/precopy.yaml ...]
-       [--trace datasets/x.trace ...] [--json FILE]
+       [--bandwidth 1Gbit/s] [--switchover-bandwidth 1500MB/s] [--switchover-costs "--switchover-fixed 5ms ..."]
+       [--policy policies/precopy.yaml ...] [--trace datasets/x.trace ...] [--json FILE]
 """
 import argparse
 import glob
@@ -44,7 +47,7 @@ def measure(migpilot, trace, policy, bandwidth, memory_bytes, horizon):
     """One real migration; its summary with the load average it started under."""
     load = os.getloadavg()[0]
     cmd = [migpilot, "migrate", "--policy", policy, "--memory", f"{memory_bytes}B", "--workload", f"trace:{trace}",
-           "--bandwidth", bandwidth, "--timeout", horizon, "--json"]
+           "--bandwidth", bandwidth, "--timeout", horizon, "--json"] + NO_MANUAL_RECOVERY
     run = subprocess.run(cmd, capture_output=True, text=True)
     summary = last_json_line(run.stdout)
     if summary.get("status") == "completed" and not summary.get("verified"):
@@ -64,9 +67,67 @@ def uncapped_rate(migpilot):
     return statistics.median(rates)
 
 
-def predict(migpilot, trace, policy, bandwidth, switchover, horizon):
+# A postcopy run whose recovery retries ran out ends paused at once (exit 75, not completed)
+# instead of waiting an hour for `migpilot recover`.
+NO_MANUAL_RECOVERY = ["--recovery-window", "0s"]
+RTT_S = 0.001  # whatif's default --rtt, part of every measured switch below
+STAMP_BYTES = 8
+
+
+def median_run(migpilot, policy, mib, workloads, runs=3):
+    """Median downtime and switch time of `runs` completed uncapped migrations of a `mib` MiB
+    guest with a 1 ms downtime limit (so that precopy stops or switches with almost nothing
+    pending); one that does not complete (a postcopy link that broke and stayed paused) is
+    reported and run again, up to twice as many attempts."""
+    downtimes, switches = [], []
+    cmd = [migpilot, "migrate", "--policy", policy, "--memory", f"{mib}MiB", "--downtime-limit", "1ms", "--json"] + NO_MANUAL_RECOVERY
+    for w in workloads:
+        cmd += ["--workload", w]
+    for _ in range(2 * runs):
+        if len(downtimes) == runs:
+            break
+        summary = last_json_line(subprocess.run(cmd, capture_output=True, text=True).stdout)
+        if summary.get("status") != "completed":
+            print(f"calibration run did not complete ({summary.get('status')}): {' '.join(cmd)}", file=sys.stderr, flush=True)
+            continue
+        downtimes.append(summary["downtime_s"])
+        switches.append(summary["total_time_s"] - (summary["postcopy_time_s"] or 0))
+    if not downtimes:
+        sys.exit(f"no calibration run completed: {' '.join(cmd)}")
+    return statistics.median(downtimes), statistics.median(switches)
+
+
+def switchover_costs(migpilot, rate):
+    """whatif's options for the switch's own work, from the engine: downtime = RTT + stamps at
+    `rate` + fixed + check × guest pages (stop-and-copy), + postcopy fixed + per run × stale runs
+    (switch to postcopy)."""
+    small, large = 128, 512
+    pages = {m: m * 256 for m in (small, large)}
+    stop = {m: median_run(migpilot, "policies/precopy.yaml", m, [f"fill:{m}MiB"])[0] for m in (small, large)}
+    per_page = (stop[large] - stop[small]) / (pages[large] - pages[small])
+    check = max(0.0, per_page - STAMP_BYTES / rate)
+    fixed = max(0.0, stop[small] - pages[small] * per_page - RTT_S)
+    after_pass = "policies/libvirt-postcopy-after-precopy.yaml"
+    empty, _ = median_run(migpilot, after_pass, large, [f"fill:{large}MiB"])
+    postcopy_fixed = max(0.0, empty - RTT_S - pages[large] * STAMP_BYTES / rate - fixed)
+    # Two workloads share the guest, half each. A uniform writer's pages are independent:
+    # dirty with p = 1 − e^(−r·t/W) after t seconds, and page i starts a run when i is dirty
+    # and i − 1 is not: W·p·(1 − p) runs.
+    writes, half = 20000, pages[large] // 2
+    written, switch = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"])
+    p = 1 - math.exp(-writes * switch / half)
+    runs = half * p * (1 - p)
+    per_run = max(0.0, (written - empty) / runs)
+    print(f"switch: stop-and-copy {stop[small] * 1e3:.1f} ms at {small} MiB, {stop[large] * 1e3:.1f} ms at {large} MiB; "
+          f"postcopy {empty * 1e3:.1f} ms with nothing stale, {written * 1e3:.1f} ms with ≈ {runs:.0f} stale runs",
+          file=sys.stderr, flush=True)
+    return ["--switchover-fixed", f"{fixed * 1e6:.0f}us", "--switchover-check-per-page", f"{check * 1e9:.0f}ns",
+            "--postcopy-switch-fixed", f"{postcopy_fixed * 1e6:.0f}us", "--postcopy-switch-per-run", f"{per_run * 1e9:.0f}ns"]
+
+
+def predict(migpilot, trace, policy, bandwidth, switchover, costs, horizon):
     cmd = [migpilot, "whatif", "--trace", trace, "--policy", policy, "--bandwidth", bandwidth,
-           "--switchover-bandwidth", switchover, "--horizon", horizon, "--json"]
+           "--switchover-bandwidth", switchover, "--horizon", horizon, "--json"] + costs
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)["results"][0]
 
 
@@ -93,7 +154,9 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--horizon", default="45s", help="migrate --timeout and whatif --horizon")
     ap.add_argument("--bandwidth", default="1Gbit/s")
-    ap.add_argument("--switchover-bandwidth", help="whatif's rate for the stop-and-copy (default: measured)")
+    ap.add_argument("--switchover-bandwidth", help="whatif's rate for the stop-and-copy, in MB/s (default: measured)")
+    ap.add_argument("--switchover-costs", help="whatif's --switchover-* and --postcopy-switch-* options, as one string "
+                    "(default: measured)")
     ap.add_argument("--policy", action="append")
     ap.add_argument("--trace", action="append")
     ap.add_argument("--json", help="also write every run and prediction to this file")
@@ -104,6 +167,10 @@ def main():
     if not args.switchover_bandwidth:
         print("measuring the engine's uncapped rate", file=sys.stderr, flush=True)
         args.switchover_bandwidth = f"{uncapped_rate(args.migpilot) / 1e6:.0f}MB/s"
+    if not args.switchover_costs:
+        print("measuring the engine's switchover costs", file=sys.stderr, flush=True)
+        rate = float(args.switchover_bandwidth.removesuffix("MB/s")) * 1e6
+        args.switchover_costs = " ".join(switchover_costs(args.migpilot, rate))
     rows = []
     for trace in traces:
         info = trace_info(args.migpilot, trace)
@@ -114,7 +181,8 @@ def main():
                 print(f"measuring {os.path.basename(trace)} {os.path.basename(policy)} run {i + 1}/{args.runs}",
                       file=sys.stderr, flush=True)
                 runs.append(measure(args.migpilot, trace, policy, args.bandwidth, memory, args.horizon))
-            predicted = predict(args.migpilot, trace, policy, args.bandwidth, args.switchover_bandwidth, args.horizon)
+            predicted = predict(args.migpilot, trace, policy, args.bandwidth, args.switchover_bandwidth,
+                                args.switchover_costs.split(), args.horizon)
             rows.append(row(trace, policy, runs, predicted))
             time.sleep(1)
     report(rows, args)
@@ -193,7 +261,7 @@ def report(rows, args):
     print(line("|error| downtime (within 2 ms counts as 0)", downtime_rule))
     print(line("|error| downtime (raw)", downtime_raw))
     print(f"runs per row: {args.runs} (median); bandwidth {args.bandwidth}; switchover {args.switchover_bandwidth}; "
-          f"horizon {args.horizon}")
+          f"horizon {args.horizon}; {args.switchover_costs}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ public struct LinkModel: Sendable, Equatable {
     public var roundTripSeconds: Double
     /// Bytes of framing per page sent; a zero page costs only this.
     public var pageHeaderBytes: Int
+    /// What the engine spends with the guest stopped besides the pending pages on the wire.
+    public var switchoverCost: SwitchoverCost
     /// Windows during which the channel is broken: nothing passes.
     public var failures: [Failure]
 
@@ -23,13 +25,54 @@ public struct LinkModel: Sendable, Equatable {
     }
 
     public init(bandwidthBytesPerSecond: Double, switchoverBytesPerSecond: Double? = nil, roundTripSeconds: Double = 0.001,
-                pageHeaderBytes: Int = 8, failures: [Failure] = []) {
+                pageHeaderBytes: Int = 8, switchoverCost: SwitchoverCost = .embeddedEngine, failures: [Failure] = []) {
         self.bandwidthBytesPerSecond = bandwidthBytesPerSecond
         self.switchoverBytesPerSecond = switchoverBytesPerSecond
         self.roundTripSeconds = roundTripSeconds
         self.pageHeaderBytes = pageHeaderBytes
+        self.switchoverCost = switchoverCost
         self.failures = failures.sorted { $0.atSeconds < $1.atSeconds }
     }
 
     func isDown(at t: Double) -> Bool { failures.contains { t >= $0.atSeconds && t < $0.endSeconds } }
+}
+
+/// The switch's own work, beyond sending the pending pages at the switchover rate (which is the
+/// per-pending-page cost, measured as the engine's uncapped rate): what makes a
+/// real downtime tens of milliseconds where the pages alone take one or two. Both switches send
+/// the device state and every guest page's stamp (`stampBytesPerPage`, on the wire at the
+/// switchover rate) and wait for an answer (a round trip, `LinkModel.roundTripSeconds`); a
+/// stop-and-copy's destination checks every page's stamp before it answers complete-ack; a
+/// switch to postcopy's destination drops the stale pages, one `madvise` per run, and registers
+/// userfaultfd before it answers postcopy-start-ack. docs/model.md ("Switchover") gives the
+/// formulas and the measurements behind `embeddedEngine`.
+public struct SwitchoverCost: Sendable, Equatable {
+    /// Either switch: stopping the guest, the last dirty-log collect, the device state's frames.
+    public var fixedSeconds: Double
+    /// Stop-and-copy, per guest page: the destination checking the page's stamp.
+    public var checkSecondsPerPage: Double
+    /// Switch to postcopy: the destination's userfaultfd registration and guest start.
+    public var postcopyFixedSeconds: Double
+    /// Switch to postcopy, per run of stale pages the destination drops.
+    public var secondsPerStaleRun: Double
+    /// Bytes per guest page the switch sends as the stamps' table (any switch).
+    public var stampBytesPerPage: Int
+
+    public init(fixedSeconds: Double = 0, checkSecondsPerPage: Double = 0,
+                postcopyFixedSeconds: Double = 0, secondsPerStaleRun: Double = 0, stampBytesPerPage: Int = 0) {
+        self.fixedSeconds = fixedSeconds
+        self.checkSecondsPerPage = checkSecondsPerPage
+        self.postcopyFixedSeconds = postcopyFixedSeconds
+        self.secondsPerStaleRun = secondsPerStaleRun
+        self.stampBytesPerPage = stampBytesPerPage
+    }
+
+    /// Nothing but the pages and a round trip: QEMU's own estimate of the downtime.
+    public static let none = SwitchoverCost()
+
+    /// migpilot's embedded engine on this machine, as `scripts/prediction-vs-measurement.py`
+    /// measured it for the prediction table of 2026-12-01 (docs/model.md, "Switchover"; a run
+    /// 15 minutes earlier gave 0, 135 ns, 8.2 ms and 2.4 µs: the terms are noisy at this load).
+    public static let embeddedEngine = SwitchoverCost(
+        fixedSeconds: 0.002558, checkSecondsPerPage: 44e-9, postcopyFixedSeconds: 0.003014, secondsPerStaleRun: 2.839e-6, stampBytesPerPage: 8)
 }

@@ -72,6 +72,8 @@ public final class SimulatedMigration: MigrationControl {
 
     var pageCost: Double { Double(workload.pageSize + link.pageHeaderBytes) }
     var zeroCost: Double { Double(link.pageHeaderBytes) }
+    /// The table of every page's stamp, sent by either switch.
+    var stampBytes: Double { Double(workload.pageCount) * Double(link.switchoverCost.stampBytesPerPage) }
     var bandwidth: Double { min(link.bandwidthBytesPerSecond, bandwidthCap ?? .infinity) }
     /// The final copy's rate: the cap holds precopy's passes back, not the stop.
     var switchoverBandwidth: Double { link.switchoverBytesPerSecond ?? link.bandwidthBytesPerSecond }
@@ -111,9 +113,12 @@ public final class SimulatedMigration: MigrationControl {
             events.append(.completionRefused(pendingPages: toSend.count))
             return false
         }
-        // Stop-and-copy: the guest is stopped; everything pending goes, then the destination runs.
-        let stop = cost(of: toSend) / switchoverBandwidth + link.roundTripSeconds
-        transferred += cost(of: toSend)
+        // Stop-and-copy: the guest is stopped; everything pending goes with the stamps, the
+        // destination checks every page, then it runs.
+        let work = link.switchoverCost
+        let bytes = cost(of: toSend) + stampBytes
+        let stop = bytes / switchoverBandwidth + link.roundTripSeconds + work.fixedSeconds + Double(workload.pageCount) * work.checkSecondsPerPage
+        transferred += bytes
         toSend.removeAll()
         time += stop
         downtime = stop
@@ -125,9 +130,15 @@ public final class SimulatedMigration: MigrationControl {
     public func startPostcopy() throws {
         guard state == .active else { throw SimulationError.wrongState("start-postcopy", state) }
         sync()
-        // The guest stops, the source sends the list of pages the destination must discard
-        // (16 bytes a run) and the device state, the destination starts.
-        let switchover = Double(toSend.runCount * 16) / switchoverBandwidth + link.roundTripSeconds
+        // The guest stops, the source sends the device state with the stamps and the list of
+        // pages the destination must discard (16 bytes a run); the destination drops them, run
+        // by run, registers userfaultfd and starts.
+        let work = link.switchoverCost
+        let runs = toSend.runCount
+        let bytes = Double(runs * 16) + stampBytes
+        let switchover = bytes / switchoverBandwidth + link.roundTripSeconds + work.fixedSeconds + work.postcopyFixedSeconds
+            + Double(runs) * work.secondsPerStaleRun
+        transferred += bytes
         time += switchover
         downtime = switchover
         switchTime = time

@@ -30,6 +30,8 @@ struct WhatIfCommand: ParsableCommand {
     @Option(help: "Rate of the stop-and-copy and the switch to postcopy, when the link is faster than --bandwidth caps precopy (default: --bandwidth).",
             transform: Parse.bandwidth) var switchoverBandwidth: Bandwidth?
     @Option(help: "Round-trip time of the link.", transform: Parse.timeSpan) var rtt = TimeSpan(nanoseconds: 1_000_000)
+    @OptionGroup(title: "The switch's own work (defaults: migpilot's embedded engine here; docs/model.md, \"Switchover\")")
+    var switchover: SwitchoverCostOptions
     @Option(help: "Stop a migration that has not finished after this long, as migrate --timeout does (default: long enough for any that can).",
             transform: Parse.timeSpan) var horizon: TimeSpan?
     @Option(help: "Override every policy's downtime limit.", transform: Parse.timeSpan) var downtimeLimit: TimeSpan?
@@ -64,7 +66,7 @@ struct WhatIfCommand: ParsableCommand {
             do { workload = try TraceWorkload(path: path) } catch { throw fail(error.description, ExitCodes.forTrace(error)) }
             for b in bandwidth {
                 let link = LinkModel(bandwidthBytesPerSecond: b.bytesPerSecond, switchoverBytesPerSecond: switchoverBandwidth?.bytesPerSecond,
-                                     roundTripSeconds: rtt.seconds,
+                                     roundTripSeconds: rtt.seconds, switchoverCost: switchover.cost,
                                      failures: zip(failAt, failFor).map { .init(atSeconds: $0.seconds, forSeconds: $1.seconds) })
                 for p in policies {
                     Terminal.progress("simulating \(results.count + 1)/\(total): \(p.name) on \(workload.name) at \(b)")

@@ -69,8 +69,9 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
     }
 
     @Test func stopAndCopyTakesPendingOverBandwidthPlusARoundTrip() throws {
+        // QEMU's mechanics alone: the switch's own work (SwitchoverCost) is tested below.
         let sim = SimulatedMigration(workload: try syntheticWorkload(pages: 10_000, rate: 2_000),
-                                     link: LinkModel(bandwidthBytesPerSecond: 20_000 * pageCost, roundTripSeconds: 0.002))
+                                     link: LinkModel(bandwidthBytesPerSecond: 20_000 * pageCost, roundTripSeconds: 0.002, switchoverCost: .none))
         try sim.start()
         var before = 0.0, pending: UInt64 = 0
         for _ in 0..<20 where sim.status.state == .active {
@@ -176,7 +177,8 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
         // Precopy capped at 1,000 pages/s on a link whose switchover runs at 50,000 pages/s:
         // the guest stops for pending/50,000 s (QEMU flushes the final copy regardless of its
         // rate limit), not pending/1,000.
-        let link = LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost, switchoverBytesPerSecond: 50_000 * pageCost, roundTripSeconds: 0.001)
+        let link = LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost, switchoverBytesPerSecond: 50_000 * pageCost, roundTripSeconds: 0.001,
+                             switchoverCost: .none)
         let sim = SimulatedMigration(workload: try syntheticWorkload(pages: 10_000, rate: 0), link: link)
         try sim.start()
         _ = try run(sim, step: 0.5) { $0.status.elapsedSeconds >= 2 - 1e-9 }
@@ -203,5 +205,47 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
         #expect(sim.remoteFaults > 10_000)
         let postcopy = try #require(sim.postcopyDoneTime) - sim.switchTime!
         #expect(abs(postcopy - remaining / 10_000) < 0.02, "postcopy took \(postcopy) s for \(remaining) pages at 10,000 pages/s")
+    }
+
+    @Test func aStopAndCopyPaysItsFixedPartItsPendingPagesAndAStampCheckPerGuestPage() throws {
+        // 8,000 data pages pending of a 10,000-page guest: the pages and every page's stamp at
+        // the switchover rate, a round trip, the fixed part and the destination's check of all
+        // 10,000 pages.
+        let work = SwitchoverCost(fixedSeconds: 0.004, checkSecondsPerPage: 25e-9,
+                                  postcopyFixedSeconds: 1, secondsPerStaleRun: 1, stampBytesPerPage: 8)
+        let link = LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost, switchoverBytesPerSecond: 50_000 * pageCost, roundTripSeconds: 0.001,
+                             switchoverCost: work)
+        let sim = SimulatedMigration(workload: try syntheticWorkload(pages: 10_000, rate: 0), link: link)
+        try sim.start()
+        _ = try run(sim, step: 0.5) { $0.status.elapsedSeconds >= 2 - 1e-9 }
+        let before = sim.status.transferredBytes
+        #expect(try sim.complete(maxPendingPages: nil))
+        let wire = (8_000 * pageCost + 10_000 * 8) / (50_000 * pageCost)
+        let expected = wire + 0.001 + 0.004 + 10_000 * 25e-9
+        let downtime = try #require(sim.downtime)
+        #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s (postcopy's terms must not count)")
+        #expect(sim.status.transferredBytes - before == UInt64(8_000 * pageCost + 10_000 * 8))
+    }
+
+    @Test func aSwitchToPostcopyPaysItsFixedPartsAndOneDropPerStaleRun() throws {
+        // Every 0.1 s interval writes pages 0, 2, 4, …, 98 of a 1,000-page guest; at 1,000
+        // pages/s pass 1 has sent pages 0 ..< 350 by 0.35 s. The stale pages are then the 50
+        // written ones (each its own run) and the unsent 350 ..< 1,000 (one run): 51 drops.
+        let written = (0..<50).map { PageRange(start: UInt64(2 * $0), count: 1) }
+        let workload = try scriptedWorkload(pages: 1_000, intervalSeconds: 0.1, intervals: [written])
+        let work = SwitchoverCost(fixedSeconds: 0.004, checkSecondsPerPage: 1,
+                                  postcopyFixedSeconds: 0.003, secondsPerStaleRun: 5e-6, stampBytesPerPage: 8)
+        let link = LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost, switchoverBytesPerSecond: 40_000 * pageCost, roundTripSeconds: 0.001,
+                             switchoverCost: work)
+        let sim = SimulatedMigration(workload: workload, link: link)
+        try sim.start()
+        _ = try run(sim, step: 0.05) { $0.status.elapsedSeconds >= 0.35 - 1e-9 }
+        try sim.startPostcopy()
+        let remaining = try #require(sim.remainingAtSwitch)
+        #expect((690...710).contains(remaining), "\(remaining) pages stale (about 350 sent, 50 rewritten)")
+        let wire = (51 * 16 + 1_000 * 8) / (40_000 * pageCost)
+        let expected = wire + 0.001 + 0.004 + 0.003 + 51 * 5e-6
+        let downtime = try #require(sim.downtime)
+        #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s (the stop-and-copy's terms must not count)")
     }
 }

@@ -19,7 +19,9 @@ import Testing
         let base = try PolicyLoader.load(path: Self.root.appendingPathComponent("policies/adaptive.yaml").path)
         // A hot-set writer that precopy can finish on the fast link and not on the slow one.
         let workload = try syntheticWorkload(.hotset, pages: 20_000, rate: 8_000, seconds: 20)
-        let links = [LinkModel(bandwidthBytesPerSecond: 5_000 * 4104.0), LinkModel(bandwidthBytesPerSecond: 40_000 * 4104.0)]
+        // QEMU's downtime (pages and a round trip), which the constraints below were written for.
+        let links = [LinkModel(bandwidthBytesPerSecond: 5_000 * 4104.0, switchoverCost: .none),
+                     LinkModel(bandwidthBytesPerSecond: 40_000 * 4104.0, switchoverCost: .none)]
         return Tuner(space: space, base: base, workloads: [workload], links: links, constraints: constraints)
     }
 

@@ -1,0 +1,31 @@
+import ArgumentParser
+import Migration
+import WhatIf
+
+/// `whatif`'s model of what a switch costs besides its pages on the wire, one option per term
+/// of `SwitchoverCost`; each defaults to migpilot's embedded engine as measured here, and
+/// `scripts/prediction-vs-measurement.py` measures them again and passes them.
+struct SwitchoverCostOptions: ParsableArguments {
+    private static let engine = SwitchoverCost.embeddedEngine
+
+    @Option(help: ArgumentHelp("Either switch: fixed time with the guest stopped (pause, last dirty-log collect, device state); default \(TimeSpan(seconds: engine.fixedSeconds)).",
+                               valueName: "time"), transform: Parse.timeSpan)
+    var switchoverFixed = TimeSpan(seconds: engine.fixedSeconds)
+    @Option(help: ArgumentHelp("Stop-and-copy: time per guest page for the destination's stamp check before it answers; default \(TimeSpan(seconds: engine.checkSecondsPerPage)).",
+                               valueName: "time"), transform: Parse.timeSpan)
+    var switchoverCheckPerPage = TimeSpan(seconds: engine.checkSecondsPerPage)
+    @Option(help: ArgumentHelp("Switch to postcopy: fixed time at the destination (userfaultfd registration, guest start); default \(TimeSpan(seconds: engine.postcopyFixedSeconds)).",
+                               valueName: "time"), transform: Parse.timeSpan)
+    var postcopySwitchFixed = TimeSpan(seconds: engine.postcopyFixedSeconds)
+    @Option(help: ArgumentHelp("Switch to postcopy: time per run of stale pages the destination drops (one madvise each); default \(TimeSpan(seconds: engine.secondsPerStaleRun)).",
+                               valueName: "time"), transform: Parse.timeSpan)
+    var postcopySwitchPerRun = TimeSpan(seconds: engine.secondsPerStaleRun)
+    @Option(help: ArgumentHelp("Either switch: bytes per guest page of the stamps' table, sent at the switchover rate.",
+                               valueName: "bytes"))
+    var switchoverStampBytes = engine.stampBytesPerPage
+
+    var cost: SwitchoverCost {
+        SwitchoverCost(fixedSeconds: switchoverFixed.seconds, checkSecondsPerPage: switchoverCheckPerPage.seconds, postcopyFixedSeconds: postcopySwitchFixed.seconds,
+                       secondsPerStaleRun: postcopySwitchPerRun.seconds, stampBytesPerPage: switchoverStampBytes)
+    }
+}
