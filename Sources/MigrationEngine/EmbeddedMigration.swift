@@ -499,9 +499,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         } catch {
             tracker.stop()
             linkBroke("\(error)")
-            try recoverLink(&pending)
-            var left = pending
-            next = left.ranges(clearing: true)[...]
+            next = try recoverLink(&pending)
         }
         for cut in timedCuts { try startCutting(cut) }
 
@@ -516,9 +514,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                 watchdog?.stop()
                 linkBroke("\(error)")
             }
-            try recoverLink(&pending)
-            var left = pending
-            next = left.ranges(clearing: true)[...]
+            next = try recoverLink(&pending)
         }
     }
 
@@ -613,8 +609,9 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     }
 
     /// Waits for `recover`, reconnects and resumes; a failed handshake pauses again and waits
-    /// for the next `recover`. On success `pending` is what the destination still lacks.
-    private func recoverLink(_ pending: inout PageBitmap) throws {
+    /// for the next `recover`. On success `pending` is what the destination still lacks, and
+    /// the result is the same pages in order: the push's new queue.
+    private func recoverLink(_ pending: inout PageBitmap) throws -> ArraySlice<PageRange> {
         let memory = guest.memory
         while true {
             let (uri, after) = monitor.locked { () -> (String, Double) in
@@ -667,7 +664,8 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                     events.append(.stateChanged)
                     monitor.broadcast()
                 }
-                return
+                var queue = pending
+                return queue.ranges(clearing: true)[...]
             } catch {
                 opened?.abort()
                 opened?.close()
