@@ -33,6 +33,9 @@ let package = Package(
         .target(name: "Transport", dependencies: ["CUring", "Migration"], exclude: ["README.md"]),
         // The embedded engine (issue 4): guest, dirty tracking, stream, source, destination.
         .target(name: "MigrationEngine", dependencies: ["Migration", "Transport", "Traces", "CUring"], exclude: ["README.md"]),
+        // QMP (issue 6): QEMU's monitor protocol, as a client (QMPMigration drives a QEMU pair)
+        // and as a server (a migpilot guest answers what QEMU's tools send).
+        .target(name: "QMP", dependencies: ["Migration", "Transport"], exclude: ["README.md"]),
 
         .executableTarget(
             name: "migpilot",
@@ -58,6 +61,7 @@ let package = Package(
         .testTarget(name: "PoliciesTests", dependencies: ["Policies", "Migration"], exclude: ["Malformed"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "Migration", "CUring"]),
         .testTarget(name: "MigrationEngineTests", dependencies: ["MigrationEngine", "Policies", "Transport", "Migration", "Traces", "CUring"]),
+        .testTarget(name: "QMPTests", dependencies: ["QMP", "Transport", "Migration"]),
         .testTarget(name: "WhatIfTests", dependencies: ["WhatIf", "Policies", "Traces", "Migration"]),
         .testTarget(name: "EndToEndTests", dependencies: ["migpilot"]),
     ],
