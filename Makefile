@@ -2,6 +2,10 @@
 # is missing first (Debian packages through apt-get as root; Swift packages through SwiftPM).
 SHELL := /bin/bash
 BUILD_PACKAGES := pkg-config liburing-dev libgsl-dev gcc python3
+# The tests also boot a real QEMU (TCG) with a guest assembled by binutils, and talk QMP to
+# migpilot's guests with PyPI's qemu.qmp client (installed under .build/python).
+TEST_PACKAGES := qemu-system-x86 binutils
+PYTHON_TEST_PACKAGES := qemu.qmp==0.0.6
 SWIFT ?= swift
 
 .PHONY: all deps build release test demo bench datasets whatif-table prediction-table clean
@@ -20,6 +24,8 @@ release: deps
 # One test at a time: many tests run real migrations, processes and timed links, and two cores
 # shared by all of them at once make a starved thread look like a dead link.
 test: deps
+	@scripts/ensure-packages.sh $(TEST_PACKAGES)
+	@scripts/ensure-python-packages.sh $(PYTHON_TEST_PACKAGES)
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
 
