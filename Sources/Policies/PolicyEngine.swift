@@ -101,9 +101,13 @@ public struct PolicyEngine: Sendable {
                     return startPostcopy("the model predicts precopy will not converge: \(a.reason)")
                 }
                 // A pass that costs more than it saves against postcopy is a pass wasted: compare
-                // the whole migration's total time either way.
+                // the whole migration's total time either way. Only against a bounded working
+                // set, though: with none seen yet (one sample at the end of pass 1, or a linear
+                // fit) the model assumes the unbounded case, an upper bound on precopy's time, and
+                // switching on an upper bound pre-empts a precopy that finishes first (jvm-gc at
+                // 10 Gbit/s in docs/whatif.md). Non-convergence is still acted on at once above.
                 if let margin = policy.postcopy.whenPrecopySlowerBy, let pre = a.predictedRemainingSeconds,
-                   let post = a.postcopyRemainingSeconds, t + pre > (t + post) * (1 + margin), !fitsNow(s, assessment) {
+                   let post = a.postcopyRemainingSeconds, a.workingSetPages != nil, t + pre > (t + post) * (1 + margin), !fitsNow(s, assessment) {
                     return startPostcopy("finishing in precopy would take \(formatFixed(t + pre, decimals: 2)) s in all, in postcopy \(formatFixed(t + post, decimals: 2)) s")
                 }
             }

@@ -79,10 +79,15 @@ import Testing
         let converging = Assessment(bandwidthBytesPerSecond: 125e6, converges: true, predictedRemainingSeconds: 1.0,
                                     postcopyRemainingSeconds: 0.99, reason: "converges")
         #expect(actions(&e, observe(5, pass: 2, events: [.passCompleted]), converging) == [])
-        // 6 + 2 s against 6 + 1 s: precopy would make the whole migration 14% longer.
+        // t + 2 s against t + 1 s: precopy would make the whole migration 13–14% longer.
+        // With no working set seen yet the model's precopy time is the unbounded case's upper
+        // bound: no switch on it; with one, the same figures switch.
+        let unbounded = Assessment(bandwidthBytesPerSecond: 125e6, converges: true, predictedRemainingSeconds: 2.0,
+                                   postcopyRemainingSeconds: 1.0, reason: "converges in 1 more pass")
+        #expect(actions(&e, observe(6, pass: 3, events: [.passCompleted]), unbounded) == [])
         let wasteful = Assessment(bandwidthBytesPerSecond: 125e6, converges: true, predictedRemainingSeconds: 2.0,
-                                  postcopyRemainingSeconds: 1.0, reason: "converges in 4 passes")
-        #expect(actions(&e, observe(6, pass: 3, events: [.passCompleted]), wasteful) == [.startPostcopy])
+                                  postcopyRemainingSeconds: 1.0, workingSetPages: 50_000, reason: "converges in 4 passes")
+        #expect(actions(&e, observe(6.5, pass: 4, events: [.passCompleted]), wasteful) == [.startPostcopy])
 
         var f = PolicyEngine(policy: try shipped("adaptive"), memory: ByteCount(bytes: 1 << 30))
         _ = actions(&f, observe(0))
