@@ -57,14 +57,20 @@ public struct SwitchoverCost: Sendable, Equatable {
     public var secondsPerStaleRun: Double
     /// Bytes per guest page the switch sends as the stamps' table (any switch).
     public var stampBytesPerPage: Int
+    /// Stop-and-copy, per pending data page that lands where the destination has written
+    /// nothing yet: the kernel's first touch of a fresh page, which the switchover rate
+    /// (measured into populated memory) does not contain. 0 for a pre-populated destination.
+    public var firstTouchSecondsPerPage: Double
 
     public init(fixedSeconds: Double = 0, checkSecondsPerPage: Double = 0,
-                postcopyFixedSeconds: Double = 0, secondsPerStaleRun: Double = 0, stampBytesPerPage: Int = 0) {
+                postcopyFixedSeconds: Double = 0, secondsPerStaleRun: Double = 0, stampBytesPerPage: Int = 0,
+                firstTouchSecondsPerPage: Double = 0) {
         self.fixedSeconds = fixedSeconds
         self.checkSecondsPerPage = checkSecondsPerPage
         self.postcopyFixedSeconds = postcopyFixedSeconds
         self.secondsPerStaleRun = secondsPerStaleRun
         self.stampBytesPerPage = stampBytesPerPage
+        self.firstTouchSecondsPerPage = firstTouchSecondsPerPage
     }
 
     /// Nothing but the pages and a round trip: QEMU's own estimate of the downtime.
@@ -72,7 +78,9 @@ public struct SwitchoverCost: Sendable, Equatable {
 
     /// migpilot's embedded engine on this machine, as `scripts/prediction-vs-measurement.py`
     /// measured it for the prediction table of 2026-12-01 (docs/model.md, "Switchover"; a run
-    /// 15 minutes earlier gave 0, 135 ns, 8.2 ms and 2.4 µs: the terms are noisy at this load).
+    /// 15 minutes earlier gave 0, 135 ns, 8.2 ms and 2.4 µs: the terms are noisy at this load);
+    /// the first touch is this machine's 0.65 GB/s into fresh anonymous memory.
     public static let embeddedEngine = SwitchoverCost(
-        fixedSeconds: 0.002558, checkSecondsPerPage: 44e-9, postcopyFixedSeconds: 0.003014, secondsPerStaleRun: 2.839e-6, stampBytesPerPage: 8)
+        fixedSeconds: 0.002558, checkSecondsPerPage: 44e-9, postcopyFixedSeconds: 0.003014, secondsPerStaleRun: 2.839e-6, stampBytesPerPage: 8,
+        firstTouchSecondsPerPage: 6.3e-6)
 }

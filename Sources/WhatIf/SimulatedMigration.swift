@@ -38,6 +38,9 @@ public final class SimulatedMigration: MigrationControl {
     private var dirty = PageBitmap()
     /// Pages holding data (nil: all of them); the others cost only a header.
     private var holdsData: PageBitmap?
+    /// Pages the destination has received as data: where a page lands on memory not yet
+    /// written there, the stop-and-copy pays its first touch.
+    private var landed = PageBitmap()
     private var lastSync = 0.0
     private var lastPassDirtyRate = 0.0
     private var thresholdReported = false
@@ -89,6 +92,7 @@ public final class SimulatedMigration: MigrationControl {
         toSend = PageBitmap(pages: workload.pageCount)
         toSend.insertAll(below: workload.pageCount)
         dirty = PageBitmap(pages: workload.pageCount)
+        landed = PageBitmap(pages: workload.pageCount)
         if let initial = workload.initialData {
             var data = PageBitmap(pages: workload.pageCount)
             data.insert(contentsOf: initial)
@@ -118,6 +122,7 @@ public final class SimulatedMigration: MigrationControl {
         let work = link.switchoverCost
         let bytes = cost(of: toSend) + stampBytes
         let stop = bytes / switchoverBandwidth + link.roundTripSeconds + work.fixedSeconds + Double(workload.pageCount) * work.checkSecondsPerPage
+            + Double(freshDataPages(in: toSend)) * work.firstTouchSecondsPerPage
         transferred += bytes
         toSend.removeAll()
         time += stop
@@ -273,6 +278,7 @@ public final class SimulatedMigration: MigrationControl {
             let floor = stopAtRemaining ?? 0
             if wordCost <= budget, toSend.count - n >= floor {
                 toSend.remove(mask: word, inWord: cursor)
+                _ = landed.insert(mask: word & data, inWord: cursor)
                 budget -= wordCost
                 spent += wordCost
                 cursor += 1
@@ -286,6 +292,7 @@ public final class SimulatedMigration: MigrationControl {
                 let c = data & mask != 0 ? pageCost : zeroCost
                 if c > budget { budget = 0; break }
                 toSend.remove(mask: mask, inWord: cursor)
+                _ = landed.insert(mask: mask & data, inWord: cursor)
                 budget -= c
                 spent += c
                 w &= ~mask
@@ -470,6 +477,16 @@ public final class SimulatedMigration: MigrationControl {
             events.append(.recovered)
             if toSend.count == 0 { finishPostcopy() }
         }
+    }
+
+    /// Data pages of `set` the destination has not received yet.
+    private func freshDataPages(in set: PageBitmap) -> Int {
+        var pages = 0
+        for i in set.words.indices where set.words[i] != 0 {
+            let data = holdsData.map { i < $0.words.count ? $0.words[i] : 0 } ?? ~0
+            pages += (set.words[i] & data & ~(i < landed.words.count ? landed.words[i] : 0)).nonzeroBitCount
+        }
+        return pages
     }
 
     private func cost(of set: PageBitmap) -> Double {

@@ -23,9 +23,13 @@ struct SwitchoverCostOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Either switch: bytes per guest page of the stamps' table, sent at the switchover rate.",
                                valueName: "bytes"))
     var switchoverStampBytes = engine.stampBytesPerPage
+    @Option(help: ArgumentHelp("Stop-and-copy: time per pending data page landing on destination memory not written yet (first touch; 0ns for a pre-populated destination); default \(TimeSpan(seconds: engine.firstTouchSecondsPerPage)).",
+                               valueName: "time"), transform: Parse.timeSpan)
+    var switchoverFirstTouch = TimeSpan(seconds: engine.firstTouchSecondsPerPage)
 
     var cost: SwitchoverCost {
         SwitchoverCost(fixedSeconds: switchoverFixed.seconds, checkSecondsPerPage: switchoverCheckPerPage.seconds, postcopyFixedSeconds: postcopySwitchFixed.seconds,
-                       secondsPerStaleRun: postcopySwitchPerRun.seconds, stampBytesPerPage: switchoverStampBytes)
+                       secondsPerStaleRun: postcopySwitchPerRun.seconds, stampBytesPerPage: switchoverStampBytes,
+                       firstTouchSecondsPerPage: switchoverFirstTouch.seconds)
     }
 }

@@ -227,6 +227,24 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
         #expect(sim.status.transferredBytes - before == UInt64(8_000 * pageCost + 10_000 * 8))
     }
 
+    @Test func aStopAndCopyPaysTheFirstTouchOfPagesTheDestinationHasNotReceivedYet() throws {
+        // Every 0.1 s interval rewrites pages 0 ..< 100 of a 10,000-page guest; at 1,000 pages/s
+        // pass 1 has sent pages 0 ..< 2,000 by 2 s. The stop sends 8,100 pages: 100 rewritten
+        // ones that landed before (no first touch) and 8,000 that land on fresh memory.
+        let workload = try scriptedWorkload(pages: 10_000, intervalSeconds: 0.1,
+                                            intervals: Array(repeating: [PageRange(start: 0, count: 100)], count: 40))
+        let work = SwitchoverCost(fixedSeconds: 0.004, checkSecondsPerPage: 25e-9, stampBytesPerPage: 8, firstTouchSecondsPerPage: 2e-6)
+        let link = LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost, switchoverBytesPerSecond: 50_000 * pageCost, roundTripSeconds: 0.001,
+                             switchoverCost: work)
+        let sim = SimulatedMigration(workload: workload, link: link)
+        try sim.start()
+        _ = try run(sim, step: 0.5) { $0.status.elapsedSeconds >= 2 - 1e-9 }
+        #expect(try sim.complete(maxPendingPages: nil))
+        let expected = (8_100 * pageCost + 10_000 * 8) / (50_000 * pageCost) + 0.001 + 0.004 + 10_000 * 25e-9 + 8_000 * 2e-6
+        let downtime = try #require(sim.downtime)
+        #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s")
+    }
+
     @Test func aSwitchToPostcopyPaysItsFixedPartsAndOneDropPerStaleRun() throws {
         // Every 0.1 s interval writes pages 0, 2, 4, …, 98 of a 1,000-page guest; at 1,000
         // pages/s pass 1 has sent pages 0 ..< 350 by 0.35 s. The stale pages are then the 50
