@@ -56,12 +56,14 @@ def measure(migpilot, trace, policy, bandwidth, memory_bytes, horizon):
     return summary
 
 
-def uncapped_rate(migpilot):
-    """The engine's rate with no cap: a filled 512 MiB guest over loopback into populated memory."""
+def uncapped_rate(migpilot, populated=True):
+    """The engine's rate with no cap: a filled 512 MiB guest over loopback into populated memory
+    (or into fresh memory, each page's first touch on the way)."""
     rates = []
     for _ in range(3):
         run = subprocess.run([migpilot, "migrate", "--policy", "policies/precopy.yaml", "--memory", "512MiB",
-                              "--workload", "fill:512MiB", "--mem-prealloc", "--json"], capture_output=True, text=True)
+                              "--workload", "fill:512MiB", "--json"] + (["--mem-prealloc"] if populated else []),
+                             capture_output=True, text=True)
         summary = last_json_line(run.stdout)
         rates.append(summary["transferred_bytes"] / summary["total_time_s"])
     return statistics.median(rates)
@@ -118,11 +120,17 @@ def switchover_costs(migpilot, rate):
     p = 1 - math.exp(-writes * switch / half)
     runs = half * p * (1 - p)
     per_run = max(0.0, (written - empty) / runs)
+    # The datasets' destinations are fresh: a pending page that lands where nothing was written
+    # yet pays its first touch, which `rate` (into populated memory) does not contain.
+    fresh = uncapped_rate(migpilot, populated=False)
+    first_touch = max(0.0, 4096 / fresh - 4096 / rate)
     print(f"switch: stop-and-copy {stop[small] * 1e3:.1f} ms at {small} MiB, {stop[large] * 1e3:.1f} ms at {large} MiB; "
-          f"postcopy {empty * 1e3:.1f} ms with nothing stale, {written * 1e3:.1f} ms with ≈ {runs:.0f} stale runs",
+          f"postcopy {empty * 1e3:.1f} ms with nothing stale, {written * 1e3:.1f} ms with ≈ {runs:.0f} stale runs; "
+          f"into fresh memory {fresh / 1e6:.0f} MB/s (first touch {first_touch * 1e6:.1f} us a page)",
           file=sys.stderr, flush=True)
     return ["--switchover-fixed", f"{fixed * 1e6:.0f}us", "--switchover-check-per-page", f"{check * 1e9:.0f}ns",
-            "--postcopy-switch-fixed", f"{postcopy_fixed * 1e6:.0f}us", "--postcopy-switch-per-run", f"{per_run * 1e9:.0f}ns"]
+            "--postcopy-switch-fixed", f"{postcopy_fixed * 1e6:.0f}us", "--postcopy-switch-per-run", f"{per_run * 1e9:.0f}ns",
+            "--switchover-first-touch", f"{first_touch * 1e9:.0f}ns"]
 
 
 def predict(migpilot, trace, policy, bandwidth, switchover, costs, horizon):

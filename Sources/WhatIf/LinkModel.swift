@@ -59,7 +59,8 @@ public struct SwitchoverCost: Sendable, Equatable {
     public var stampBytesPerPage: Int
     /// Stop-and-copy, per pending data page that lands where the destination has written
     /// nothing yet: the kernel's first touch of a fresh page, which the switchover rate
-    /// (measured into populated memory) does not contain. 0 for a pre-populated destination.
+    /// (measured into populated memory) does not contain. 0 for a pre-populated destination
+    /// (≈ 6.3 µs here for a fresh one: 0.65 GB/s).
     public var firstTouchSecondsPerPage: Double
 
     public init(fixedSeconds: Double = 0, checkSecondsPerPage: Double = 0,
@@ -78,9 +79,11 @@ public struct SwitchoverCost: Sendable, Equatable {
 
     /// migpilot's embedded engine on this machine, as `scripts/prediction-vs-measurement.py`
     /// measured it for the prediction table of 2026-12-01 (docs/model.md, "Switchover"; a run
-    /// 15 minutes earlier gave 0, 135 ns, 8.2 ms and 2.4 µs: the terms are noisy at this load);
-    /// the first touch is this machine's 0.65 GB/s into fresh anonymous memory.
+    /// 15 minutes earlier gave 0, 135 ns, 8.2 ms and 2.4 µs: the terms are noisy at this load).
+    /// No first touch: the simulator's passes run at the link's rate, as into populated memory,
+    /// and a stop-and-copy's first touches alone would make a fresh destination look slower at
+    /// the stop than in the passes before it. A prediction of a fresh destination behind a cap
+    /// slower than the first touch (the prediction table, 1 Gbit/s) passes it explicitly.
     public static let embeddedEngine = SwitchoverCost(
-        fixedSeconds: 0.002558, checkSecondsPerPage: 44e-9, postcopyFixedSeconds: 0.003014, secondsPerStaleRun: 2.839e-6, stampBytesPerPage: 8,
-        firstTouchSecondsPerPage: 6.3e-6)
+        fixedSeconds: 0.002558, checkSecondsPerPage: 44e-9, postcopyFixedSeconds: 0.003014, secondsPerStaleRun: 2.839e-6, stampBytesPerPage: 8)
 }

@@ -23,7 +23,7 @@ struct SwitchoverCostOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Either switch: bytes per guest page of the stamps' table, sent at the switchover rate.",
                                valueName: "bytes"))
     var switchoverStampBytes = engine.stampBytesPerPage
-    @Option(help: ArgumentHelp("Stop-and-copy: time per pending data page landing on destination memory not written yet (first touch; 0ns for a pre-populated destination); default \(TimeSpan(seconds: engine.firstTouchSecondsPerPage)).",
+    @Option(help: ArgumentHelp("Stop-and-copy: time per pending data page landing on destination memory not written yet (a fresh destination's first touch, e.g. 6.3us here, behind a link slower than that); default \(TimeSpan(seconds: engine.firstTouchSecondsPerPage)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var switchoverFirstTouch = TimeSpan(seconds: engine.firstTouchSecondsPerPage)
 
