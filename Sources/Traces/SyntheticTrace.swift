@@ -1,9 +1,17 @@
 /// Writes a trace from a synthetic workload: the same spec and seed give the same file, byte
 /// for byte (the start time is fixed at 0 for that reason).
 public enum SyntheticTrace {
+    /// `region`: the workload's pages sit at `region.start` of a guest of `guestPages` (the
+    /// rest is never written and, with initial data, is the only memory that starts zero) —
+    /// e.g. a guest that fills part of its RAM and then writes there only. nil: the spec's
+    /// pages are the whole guest.
     public static func write(_ spec: SyntheticWorkload.Spec, durationNanoseconds: UInt64, intervalNanoseconds: UInt64,
-                             initiallyZero: Bool = false, pageSize: UInt32 = 4096, to path: String) throws(TraceError) {
+                             initiallyZero: Bool = false, pageSize: UInt32 = 4096, region: (start: UInt64, guestPages: UInt64)? = nil,
+                             to path: String) throws(TraceError) {
         if let problem = spec.problem { throw TraceError(.invalidArgument, at: nil, problem) }
+        if let region, region.start + spec.pages > region.guestPages {
+            throw TraceError(.invalidArgument, at: nil, "the region (pages \(region.start) ..< \(region.start + spec.pages)) must lie within the guest's \(region.guestPages) pages")
+        }
         guard intervalNanoseconds > 0, durationNanoseconds >= intervalNanoseconds else {
             throw TraceError(.invalidArgument, at: nil, "the duration must be at least one interval")
         }
@@ -14,6 +22,7 @@ public enum SyntheticTrace {
             ProvenanceEntry("seed", "\(spec.seed)"),
             ProvenanceEntry("initial_memory", initiallyZero ? "zero" : "data"),
         ]
+        if let region { provenance.append(ProvenanceEntry("region", "pages \(region.start) ..< \(region.start + spec.pages) of \(region.guestPages)")) }
         switch spec.kind {
         case .hotset:
             provenance.append(ProvenanceEntry("hot_fraction", "\(spec.hotFraction)"))
@@ -23,13 +32,18 @@ public enum SyntheticTrace {
         case .uniform, .sweep:
             break
         }
-        let header = TraceHeader(pageSize: pageSize, pageCount: spec.pages, intervalNanoseconds: intervalNanoseconds,
+        let header = TraceHeader(pageSize: pageSize, pageCount: region?.guestPages ?? spec.pages, intervalNanoseconds: intervalNanoseconds,
                                  provenance: provenance)
-        let writer = try TraceWriter(path: path, header: header, initialData: initiallyZero ? [] : nil)
+        let initialData: [PageRange]? = initiallyZero ? [] : region.map { [PageRange(start: $0.start, count: spec.pages)] }
+        let writer = try TraceWriter(path: path, header: header, initialData: initialData)
         var workload = SyntheticWorkload(spec)
         let intervals = durationNanoseconds / intervalNanoseconds
         let seconds = Double(intervalNanoseconds) / 1e9
-        for _ in 0..<intervals { try writer.append(written: workload.next(seconds: seconds)) }
+        let offset = region?.start ?? 0
+        for _ in 0..<intervals {
+            let written = workload.next(seconds: seconds)
+            try writer.append(written: offset == 0 ? written : written.map { PageRange(start: $0.start + offset, count: $0.count) })
+        }
         try writer.finish()
     }
 }

@@ -97,4 +97,21 @@ import Testing
                                  intervalNanoseconds: 100_000_000, initiallyZero: true, to: dir.path("z.trace"))
         #expect(try TraceReader(path: dir.path("z.trace")).initialData == [])
     }
+
+    @Test func aRegionHoldsTheDataAndEveryWriteTheRestOfTheGuestStaysZero() throws {
+        let dir = try ScratchDirectory()
+        defer { dir.cleanup() }
+        let spec = SyntheticWorkload.Spec(kind: .uniform, pages: 300, writesPerSecond: 2000, seed: 3)
+        try SyntheticTrace.write(spec, durationNanoseconds: 1_000_000_000, intervalNanoseconds: 100_000_000,
+                                 region: (start: 512, guestPages: 1000), to: dir.path("r.trace"))
+        let trace = try TraceReader(path: dir.path("r.trace"))
+        #expect(trace.header.pageCount == 1000)
+        #expect(trace.initialData == [PageRange(start: 512, count: 300)])
+        let written = try (0..<trace.intervalCount).flatMap { try trace.interval($0).written }
+        #expect(!written.isEmpty && written.allSatisfy { $0.start >= 512 && $0.end <= 812 })
+        #expect(throws: TraceError.self) {
+            try SyntheticTrace.write(spec, durationNanoseconds: 1_000_000_000, intervalNanoseconds: 100_000_000,
+                                     region: (start: 800, guestPages: 1000), to: dir.path("bad.trace"))
+        }
+    }
 }
