@@ -25,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 DOWNTIME_SLACK_S = 0.002
@@ -120,16 +121,29 @@ def switchover_costs(migpilot, rate):
     p = 1 - math.exp(-writes * switch / half)
     runs = half * p * (1 - p)
     per_run = max(0.0, (written - empty) / runs)
+    # A dense stale set the destination holds: a sweep over a guest whose every page holds data
+    # rewrites, in pass 1, pages that pass 1 has already sent (≈ rate × switch time of them, in
+    # one or two runs); each must be freed at the switch.
+    sweep_rate = 200000
+    with tempfile.TemporaryDirectory() as tmp:
+        sweep = os.path.join(tmp, "sweep.trace")
+        subprocess.run([migpilot, "trace", "synth", "--kind", "sweep", "--memory", f"{large}MiB", "--rate", str(sweep_rate),
+                        "--duration", "30s", "--initial", "data", "-o", sweep], check=True)
+        held_ms, held_switch = median_run(migpilot, after_pass, large, [f"trace:{sweep}"])
+    held = min(sweep_rate * held_switch, pages[large])
+    per_page = max(0.0, (held_ms - empty - 2 * per_run) / held)
     # The datasets' destinations are fresh: a pending page that lands where nothing was written
     # yet pays its first touch, which `rate` (into populated memory) does not contain.
     fresh = uncapped_rate(migpilot, populated=False)
     first_touch = max(0.0, 4096 / fresh - 4096 / rate)
     print(f"switch: stop-and-copy {stop[small] * 1e3:.1f} ms at {small} MiB, {stop[large] * 1e3:.1f} ms at {large} MiB; "
-          f"postcopy {empty * 1e3:.1f} ms with nothing stale, {written * 1e3:.1f} ms with ≈ {runs:.0f} stale runs; "
+          f"postcopy {empty * 1e3:.1f} ms with nothing stale, {written * 1e3:.1f} ms with ≈ {runs:.0f} stale runs, "
+          f"{held_ms * 1e3:.1f} ms with ≈ {held:.0f} held stale pages; "
           f"into fresh memory {fresh / 1e6:.0f} MB/s (first touch {first_touch * 1e6:.1f} us a page)",
           file=sys.stderr, flush=True)
     return ["--switchover-fixed", f"{fixed * 1e6:.0f}us", "--switchover-check-per-page", f"{check * 1e9:.0f}ns",
             "--postcopy-switch-fixed", f"{postcopy_fixed * 1e6:.0f}us", "--postcopy-switch-per-run", f"{per_run * 1e9:.0f}ns",
+            "--postcopy-switch-per-page", f"{per_page * 1e9:.0f}ns",
             "--switchover-first-touch", f"{first_touch * 1e9:.0f}ns"]
 
 

@@ -55,6 +55,9 @@ public struct SwitchoverCost: Sendable, Equatable {
     public var postcopyFixedSeconds: Double
     /// Switch to postcopy, per run of stale pages the destination drops.
     public var secondsPerStaleRun: Double
+    /// Switch to postcopy, per stale page the destination holds (it received the page before):
+    /// dropping it frees a populated page, where a page never written costs nothing.
+    public var secondsPerStalePage: Double
     /// Bytes per guest page the switch sends as the stamps' table (any switch).
     public var stampBytesPerPage: Int
     /// Stop-and-copy, per pending data page that lands where the destination has written
@@ -64,12 +67,13 @@ public struct SwitchoverCost: Sendable, Equatable {
     public var firstTouchSecondsPerPage: Double
 
     public init(fixedSeconds: Double = 0, checkSecondsPerPage: Double = 0,
-                postcopyFixedSeconds: Double = 0, secondsPerStaleRun: Double = 0, stampBytesPerPage: Int = 0,
+                postcopyFixedSeconds: Double = 0, secondsPerStaleRun: Double = 0, secondsPerStalePage: Double = 0, stampBytesPerPage: Int = 0,
                 firstTouchSecondsPerPage: Double = 0) {
         self.fixedSeconds = fixedSeconds
         self.checkSecondsPerPage = checkSecondsPerPage
         self.postcopyFixedSeconds = postcopyFixedSeconds
         self.secondsPerStaleRun = secondsPerStaleRun
+        self.secondsPerStalePage = secondsPerStalePage
         self.stampBytesPerPage = stampBytesPerPage
         self.firstTouchSecondsPerPage = firstTouchSecondsPerPage
     }
@@ -80,10 +84,12 @@ public struct SwitchoverCost: Sendable, Equatable {
     /// migpilot's embedded engine on this machine, as `scripts/prediction-vs-measurement.py`
     /// measured it for the prediction table of 2026-12-01 (docs/model.md, "Switchover"; a run
     /// 15 minutes earlier gave 0, 135 ns, 8.2 ms and 2.4 µs: the terms are noisy at this load).
-    /// No first touch: the simulator's passes run at the link's rate, as into populated memory,
+    /// The drop per held stale page is the destination's madvise over numpy-stencil's 127,316
+    /// stale pages in 9 runs (52.5 ms, 2026-12-01). No first touch: the simulator's passes run at the link's rate, as into populated memory,
     /// and a stop-and-copy's first touches alone would make a fresh destination look slower at
     /// the stop than in the passes before it. A prediction of a fresh destination behind a cap
     /// slower than the first touch (the prediction table, 1 Gbit/s) passes it explicitly.
     public static let embeddedEngine = SwitchoverCost(
-        fixedSeconds: 0.002558, checkSecondsPerPage: 44e-9, postcopyFixedSeconds: 0.003014, secondsPerStaleRun: 2.839e-6, stampBytesPerPage: 8)
+        fixedSeconds: 0.002558, checkSecondsPerPage: 44e-9, postcopyFixedSeconds: 0.003014, secondsPerStaleRun: 2.839e-6,
+        secondsPerStalePage: 0.41e-6, stampBytesPerPage: 8)
 }

@@ -142,7 +142,7 @@ public final class SimulatedMigration: MigrationControl {
         let runs = toSend.runCount
         let bytes = Double(runs * 16) + stampBytes
         let switchover = bytes / switchoverBandwidth + link.roundTripSeconds + work.fixedSeconds + work.postcopyFixedSeconds
-            + Double(runs) * work.secondsPerStaleRun
+            + Double(runs) * work.secondsPerStaleRun + Double(heldPages(in: toSend)) * work.secondsPerStalePage
         transferred += bytes
         time += switchover
         downtime = switchover
@@ -484,10 +484,17 @@ public final class SimulatedMigration: MigrationControl {
         var pages = 0
         for i in set.words.indices where set.words[i] != 0 {
             let data = holdsData.map { i < $0.words.count ? $0.words[i] : 0 } ?? ~0
-            pages += (set.words[i] & data & ~(i < landed.words.count ? landed.words[i] : 0)).nonzeroBitCount
+            pages += (set.words[i] & data & ~landedWord(i)).nonzeroBitCount
         }
         return pages
     }
+
+    /// Pages of `set` the destination has received (and so holds in memory).
+    private func heldPages(in set: PageBitmap) -> Int {
+        set.words.indices.reduce(0) { $0 + (set.words[$1] & landedWord($1)).nonzeroBitCount }
+    }
+
+    private func landedWord(_ i: Int) -> UInt64 { i < landed.words.count ? landed.words[i] : 0 }
 
     private func cost(of set: PageBitmap) -> Double {
         guard let data = holdsData else { return Double(set.count) * pageCost }

@@ -20,6 +20,9 @@ struct SwitchoverCostOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Switch to postcopy: time per run of stale pages the destination drops (one madvise each); default \(TimeSpan(seconds: engine.secondsPerStaleRun)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var postcopySwitchPerRun = TimeSpan(seconds: engine.secondsPerStaleRun)
+    @Option(help: ArgumentHelp("Switch to postcopy: time per stale page the destination holds (freeing it); default \(TimeSpan(seconds: engine.secondsPerStalePage)).",
+                               valueName: "time"), transform: Parse.timeSpan)
+    var postcopySwitchPerPage = TimeSpan(seconds: engine.secondsPerStalePage)
     @Option(help: ArgumentHelp("Either switch: bytes per guest page of the stamps' table, sent at the switchover rate.",
                                valueName: "bytes"))
     var switchoverStampBytes = engine.stampBytesPerPage
@@ -29,7 +32,8 @@ struct SwitchoverCostOptions: ParsableArguments {
 
     var cost: SwitchoverCost {
         SwitchoverCost(fixedSeconds: switchoverFixed.seconds, checkSecondsPerPage: switchoverCheckPerPage.seconds, postcopyFixedSeconds: postcopySwitchFixed.seconds,
-                       secondsPerStaleRun: postcopySwitchPerRun.seconds, stampBytesPerPage: switchoverStampBytes,
+                       secondsPerStaleRun: postcopySwitchPerRun.seconds,
+                       secondsPerStalePage: postcopySwitchPerPage.seconds, stampBytesPerPage: switchoverStampBytes,
                        firstTouchSecondsPerPage: switchoverFirstTouch.seconds)
     }
 }

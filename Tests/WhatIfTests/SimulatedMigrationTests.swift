@@ -266,4 +266,24 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
         let downtime = try #require(sim.downtime)
         #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s (the stop-and-copy's terms must not count)")
     }
+
+    @Test func aSwitchToPostcopyPaysForEachStalePageTheDestinationHolds() throws {
+        // Every 0.1 s interval rewrites pages 0 ..< 100 of a 1,000-page guest; by 0.35 s pass 1
+        // has sent about 0 ..< 350. Stale: 0 ..< 100, held by the destination, and the unsent
+        // rest, which it never received: two runs, 100 held pages to free.
+        let workload = try scriptedWorkload(pages: 1_000, intervalSeconds: 0.1,
+                                            intervals: Array(repeating: [PageRange(start: 0, count: 100)], count: 10))
+        let work = SwitchoverCost(postcopyFixedSeconds: 0.003, secondsPerStaleRun: 5e-6, secondsPerStalePage: 7e-6)
+        let link = LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost, switchoverBytesPerSecond: 40_000 * pageCost, roundTripSeconds: 0.001,
+                             switchoverCost: work)
+        let sim = SimulatedMigration(workload: workload, link: link)
+        try sim.start()
+        _ = try run(sim, step: 0.05) { $0.status.elapsedSeconds >= 0.35 - 1e-9 }
+        try sim.startPostcopy()
+        let remaining = try #require(sim.remainingAtSwitch)
+        #expect((750...760).contains(remaining), "\(remaining) pages stale (100 rewritten, about 650 unsent)")
+        let expected = 2.0 * 16 / (40_000 * pageCost) + 0.001 + 0.003 + 2 * 5e-6 + 100 * 7e-6
+        let downtime = try #require(sim.downtime)
+        #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s")
+    }
 }
