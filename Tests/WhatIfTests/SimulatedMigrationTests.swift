@@ -245,6 +245,18 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
         #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s")
     }
 
+    /// Pass 1 at 1,000 pages/s (switchover 40,000 pages/s, 1 ms RTT) until `seconds`, then the
+    /// switch: the stale pages and the switch's downtime.
+    private func switchToPostcopy(at seconds: Double, _ workload: TraceWorkload, _ work: SwitchoverCost) throws -> (UInt64, Double) {
+        let link = LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost, switchoverBytesPerSecond: 40_000 * pageCost, roundTripSeconds: 0.001,
+                             switchoverCost: work)
+        let sim = SimulatedMigration(workload: workload, link: link)
+        try sim.start()
+        _ = try run(sim, step: 0.05) { $0.status.elapsedSeconds >= seconds - 1e-9 }
+        try sim.startPostcopy()
+        return (try #require(sim.remainingAtSwitch), try #require(sim.downtime))
+    }
+
     @Test func aSwitchToPostcopyPaysItsFixedPartsAndOneDropPerStaleRun() throws {
         // Every 0.1 s interval writes pages 0, 2, 4, …, 98 of a 1,000-page guest; at 1,000
         // pages/s pass 1 has sent pages 0 ..< 350 by 0.35 s. The stale pages are then the 50
@@ -253,17 +265,10 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
         let workload = try scriptedWorkload(pages: 1_000, intervalSeconds: 0.1, intervals: [written])
         let work = SwitchoverCost(fixedSeconds: 0.004, checkSecondsPerPage: 1,
                                   postcopyFixedSeconds: 0.003, secondsPerStaleRun: 5e-6, stampBytesPerPage: 8)
-        let link = LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost, switchoverBytesPerSecond: 40_000 * pageCost, roundTripSeconds: 0.001,
-                             switchoverCost: work)
-        let sim = SimulatedMigration(workload: workload, link: link)
-        try sim.start()
-        _ = try run(sim, step: 0.05) { $0.status.elapsedSeconds >= 0.35 - 1e-9 }
-        try sim.startPostcopy()
-        let remaining = try #require(sim.remainingAtSwitch)
+        let (remaining, downtime) = try switchToPostcopy(at: 0.35, workload, work)
         #expect((690...710).contains(remaining), "\(remaining) pages stale (about 350 sent, 50 rewritten)")
         let wire = (51 * 16 + 1_000 * 8) / (40_000 * pageCost)
         let expected = wire + 0.001 + 0.004 + 0.003 + 51 * 5e-6
-        let downtime = try #require(sim.downtime)
         #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s (the stop-and-copy's terms must not count)")
     }
 
@@ -274,16 +279,9 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
         let workload = try scriptedWorkload(pages: 1_000, intervalSeconds: 0.1,
                                             intervals: Array(repeating: [PageRange(start: 0, count: 100)], count: 10))
         let work = SwitchoverCost(postcopyFixedSeconds: 0.003, secondsPerStaleRun: 5e-6, secondsPerStalePage: 7e-6)
-        let link = LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost, switchoverBytesPerSecond: 40_000 * pageCost, roundTripSeconds: 0.001,
-                             switchoverCost: work)
-        let sim = SimulatedMigration(workload: workload, link: link)
-        try sim.start()
-        _ = try run(sim, step: 0.05) { $0.status.elapsedSeconds >= 0.35 - 1e-9 }
-        try sim.startPostcopy()
-        let remaining = try #require(sim.remainingAtSwitch)
+        let (remaining, downtime) = try switchToPostcopy(at: 0.35, workload, work)
         #expect((750...760).contains(remaining), "\(remaining) pages stale (100 rewritten, about 650 unsent)")
         let expected = 2.0 * 16 / (40_000 * pageCost) + 0.001 + 0.003 + 2 * 5e-6 + 100 * 7e-6
-        let downtime = try #require(sim.downtime)
         #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s")
     }
 }
