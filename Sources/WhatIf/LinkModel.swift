@@ -82,14 +82,14 @@ public struct SwitchoverCost: Sendable, Equatable {
     public static let none = SwitchoverCost()
 
     /// migpilot's embedded engine on this machine, as `scripts/prediction-vs-measurement.py`
-    /// measured it for the prediction table of 2026-12-01 (docs/model.md, "Switchover"; a run
-    /// 15 minutes earlier gave 0, 135 ns, 8.2 ms and 2.4 µs: the terms are noisy at this load).
-    /// The drop per held stale page is the destination's madvise over numpy-stencil's 127,316
-    /// stale pages in 9 runs (52.5 ms, 2026-12-01). No first touch: the simulator's passes run at the link's rate, as into populated memory,
-    /// and a stop-and-copy's first touches alone would make a fresh destination look slower at
-    /// the stop than in the passes before it. A prediction of a fresh destination behind a cap
-    /// slower than the first touch (the prediction table, 1 Gbit/s) passes it explicitly.
+    /// measured it for the prediction table of 2026-12-01, 23:37 (docs/model.md, "Switchover";
+    /// an earlier calibration that day gave 2.6 ms, 44 ns, 3.0 ms and 2.8 µs: the terms are
+    /// noisy at this load). No first touch: the simulator's passes run at the link's rate, as
+    /// into populated memory, and a stop-and-copy's first touches alone would make a fresh
+    /// destination look slower at the stop than in the passes before it. A prediction of a
+    /// fresh destination behind a cap slower than the first touch (the prediction table,
+    /// 1 Gbit/s) passes it explicitly.
     public static let embeddedEngine = SwitchoverCost(
-        fixedSeconds: 0.002558, checkSecondsPerPage: 44e-9, postcopyFixedSeconds: 0.003014, secondsPerStaleRun: 2.839e-6,
-        secondsPerStalePage: 0.41e-6, stampBytesPerPage: 8)
+        fixedSeconds: 616e-6, checkSecondsPerPage: 54e-9, postcopyFixedSeconds: 3.908e-3, secondsPerStaleRun: 2.761e-6,
+        secondsPerStalePage: 296e-9, stampBytesPerPage: 8)
 }
