@@ -13,7 +13,8 @@ public final class QMPClient: @unchecked Sendable {
     private let stream: QMPStream
     private let condition = NSCondition()
     private var greetingMessage: JSONValue?
-    private var replies: [Int64: Result<JSONValue, QMPError>] = [:]
+    private var replies: [Int64: (result: Result<JSONValue, QMPError>, sequence: UInt64)] = [:]
+    private var received: UInt64 = 0
     private var outstanding: Set<Int64> = []
     private var queued: [QMPEvent] = []
     private var closedBecause: String?
@@ -87,6 +88,12 @@ public final class QMPClient: @unchecked Sendable {
     /// seconds as `QMPConnectionError`.
     @discardableResult
     public func execute(_ command: String, _ arguments: JSONValue? = nil, timeout: Double = 10) throws -> JSONValue {
+        try run(command, arguments, outOfBand: false, timeout: timeout).value
+    }
+
+    /// `execute`, and where its reply came in the conversation: an event with a lower
+    /// `sequence` was sent before the reply, so it is older than what the reply reports.
+    public func executeSequenced(_ command: String, _ arguments: JSONValue? = nil, timeout: Double = 10) throws -> (value: JSONValue, sequence: UInt64) {
         try run(command, arguments, outOfBand: false, timeout: timeout)
     }
 
@@ -96,10 +103,10 @@ public final class QMPClient: @unchecked Sendable {
     @discardableResult
     public func executeOOB(_ command: String, _ arguments: JSONValue? = nil, timeout: Double = 10) throws -> JSONValue {
         guard oob else { throw QMPConnectionError(.protocolViolation, "the monitor at \(uri) did not offer out-of-band execution (exec-oob \(command))") }
-        return try run(command, arguments, outOfBand: true, timeout: timeout)
+        return try run(command, arguments, outOfBand: true, timeout: timeout).value
     }
 
-    private func run(_ command: String, _ arguments: JSONValue?, outOfBand: Bool, timeout: Double) throws -> JSONValue {
+    private func run(_ command: String, _ arguments: JSONValue?, outOfBand: Bool, timeout: Double) throws -> (value: JSONValue, sequence: UInt64) {
         let id = try locked { () throws -> Int64 in
             if let why = closedBecause { throw QMPConnectionError(.closed, "\(command): the QMP monitor at \(uri) is closed: \(why)") }
             defer { nextID += 1 }
@@ -116,14 +123,14 @@ public final class QMPClient: @unchecked Sendable {
             fail("sending failed: \(error)")
             throw QMPConnectionError(.closed, "\(command): cannot write to the QMP monitor at \(uri): \(error)")
         }
-        let reply: Result<JSONValue, QMPError>
+        let reply: (result: Result<JSONValue, QMPError>, sequence: UInt64)
         do {
             reply = try waitFor("the answer to \(command)", timeout: timeout) { replies.removeValue(forKey: id) }
         } catch {
             locked { _ = outstanding.remove(id) }
             throw error
         }
-        return try reply.get()
+        return (try reply.result.get(), reply.sequence)
     }
 
     // MARK: events
@@ -198,11 +205,12 @@ public final class QMPClient: @unchecked Sendable {
     private func route(_ m: JSONValue) {
         locked {
             defer { condition.broadcast() }
+            received += 1
             if m["QMP"] != nil, greetingMessage == nil {
                 greetingMessage = m
                 return
             }
-            if let event = QMPEvent(m) {
+            if let event = QMPEvent(m, sequence: received) {
                 queued.append(event)
                 if queued.count > Self.maxQueuedEvents { queued.removeFirst(queued.count - Self.maxQueuedEvents) }
                 return
@@ -223,7 +231,7 @@ public final class QMPClient: @unchecked Sendable {
                 malformedCount += 1
                 return
             }
-            replies[id] = result
+            replies[id] = (result, received)
         }
     }
 

@@ -46,6 +46,8 @@ public final class QMPMigration: MigrationControl, @unchecked Sendable {
     private var state = MigrationState.none
     private var destinationState = MigrationState.none
     private var syncCount = 0
+    /// Where the last query-migrate reply came: MIGRATION events before it are older news.
+    private var lastQuery: UInt64 = 0
     private var lastSyncAt = Date()
     private var thresholdReported = false
     private var policyDowntimeLimit = 0.3
@@ -131,12 +133,12 @@ public final class QMPMigration: MigrationControl, @unchecked Sendable {
         } else {
             try sourceEvents(until: end)
         }
-        var now = try QMPMigrationInfo(try command(source, "source", "query-migrate", log: false))
+        var now = try query()
         // QEMU says `completed` a moment before it has computed total-time and downtime.
         let settle = Date().addingTimeInterval(1)
         while now.status == .completed, (now.totalTimeMilliseconds ?? 0) == 0, Date() < settle {
             usleep(10_000)
-            now = try QMPMigrationInfo(try command(source, "source", "query-migrate", log: false))
+            now = try query()
         }
         transition(to: now.status, error: now.errorDesc)
         info = now
@@ -255,7 +257,7 @@ public final class QMPMigration: MigrationControl, @unchecked Sendable {
     /// no state is missed between two polls.
     private func sourceEvents(until end: Date) throws {
         let events = try source.events(waiting: max(0, end.timeIntervalSinceNow))
-        for e in events where e.name == "MIGRATION" {
+        for e in events where e.name == "MIGRATION" && e.sequence > lastQuery {
             if let s = e.data["status"]?.stringValue { transition(to: QMPMigrationInfo.state(s), error: nil) }
         }
         followDestination()
@@ -318,6 +320,12 @@ public final class QMPMigration: MigrationControl, @unchecked Sendable {
         }
     }
 
+    private func query() throws -> QMPMigrationInfo {
+        let (value, sequence) = try source.executeSequenced("query-migrate", timeout: commandTimeout)
+        lastQuery = sequence
+        return try QMPMigrationInfo(value)
+    }
+
     /// QEMU's figures as a `MigrationStatus`.
     private func status(_ i: QMPMigrationInfo) -> MigrationStatus {
         let pageSize = UInt64(i.pageSize)
@@ -340,8 +348,8 @@ public final class QMPMigration: MigrationControl, @unchecked Sendable {
 
     @discardableResult
     private func command(_ client: QMPClient, _ side: String, _ name: String, _ arguments: JSONValue? = nil,
-                         outOfBand: Bool = false, log: Bool = true) throws -> JSONValue {
-        if log { commandLog.append((Date(), side, name, arguments)) }
+                         outOfBand: Bool = false) throws -> JSONValue {
+        commandLog.append((Date(), side, name, arguments))
         return outOfBand ? try client.executeOOB(name, arguments, timeout: commandTimeout)
                          : try client.execute(name, arguments, timeout: commandTimeout)
     }
