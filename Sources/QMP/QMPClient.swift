@@ -37,9 +37,9 @@ public final class QMPClient: @unchecked Sendable {
 
     /// Connects to the monitor at `uri` (usually `unix:PATH`), retrying while the socket does
     /// not exist or refuses (a QEMU just started creates it a moment later) for up to
-    /// `timeout` seconds, then negotiates capabilities.
-    public static func connect(_ uri: MigrationURI, timeout: Double = 10) throws -> QMPClient {
-        let end = Date().addingTimeInterval(timeout)
+    /// `retrying` seconds, then negotiates capabilities within `timeout` seconds.
+    public static func connect(_ uri: MigrationURI, retrying: Double = 1, timeout: Double = 10) throws -> QMPClient {
+        let end = Date().addingTimeInterval(retrying)
         var last: any Error = QMPConnectionError(.closed, "no attempt")
         repeat {
             do {
@@ -47,13 +47,13 @@ public final class QMPClient: @unchecked Sendable {
                 options.keepAlive = nil
                 options.userTimeout = nil
                 let channel = try Transport.connect(uri, options: options)
-                return try QMPClient(channel: channel, timeout: max(0.1, end.timeIntervalSinceNow))
+                return try QMPClient(channel: channel, timeout: timeout)
             } catch let error as TransportError {
                 last = error
                 usleep(20_000)
             }
         } while Date() < end
-        throw QMPConnectionError(.closed, "cannot connect to the QMP monitor at \(uri) within \(timeout) s: \(last)")
+        throw QMPConnectionError(.closed, "cannot connect to the QMP monitor at \(uri) (tried for \(retrying) s): \(last)")
     }
 
     /// Speaks QMP over `channel`: waits at most `timeout` seconds for the greeting and for the
