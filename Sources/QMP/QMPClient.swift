@@ -206,7 +206,8 @@ public final class QMPClient: @unchecked Sendable {
         locked {
             defer { condition.broadcast() }
             received += 1
-            if m["QMP"] != nil, greetingMessage == nil {
+            // The first message is the greeting, or the sign of a peer that is not QMP.
+            if greetingMessage == nil {
                 greetingMessage = m
                 return
             }
@@ -251,7 +252,7 @@ public final class QMPClient: @unchecked Sendable {
         while true {
             if let value = take() { return value }
             if let why = closedBecause { throw QMPConnectionError(.closed, "waiting for \(what): the QMP monitor at \(uri) is closed: \(why)") }
-            if Date() >= end { throw QMPConnectionError(.timeout, "no \(what) from the QMP monitor at \(uri) within \(timeout) s") }
+            if Date() >= end { throw QMPConnectionError(.timeout, "\(what): no answer from the QMP monitor at \(uri) within \(timeout) s") }
             _ = condition.wait(until: end)
         }
     }
