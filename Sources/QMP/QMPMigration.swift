@@ -105,8 +105,8 @@ public final class QMPMigration: MigrationControl, @unchecked Sendable {
         }
         do {
             try command(destination, "destination", "migrate-incoming", ["uri": .string(incoming)])
-        } catch let e as QMPError where e.desc.contains("-incoming defer") {
-            // Started with -incoming URI rather than defer: it listens already.
+        } catch let e as QMPError where e.desc.contains("already been started") || e.desc.contains("-incoming defer") {
+            // Started with -incoming URI rather than defer: it listens already, where it was told.
         }
         if let cap = bandwidthCap {
             try command(source, "source", "migrate-set-parameters",

@@ -36,6 +36,17 @@ struct MigrateCommand: ParsableCommand {
               migpilot migrate --memory 64MiB --workload uniform:rate=40000 \\
                   --bandwidth 200Mbit/s --inject cut:after=postcopy+0.3s,every=0.7s,count=4
 
+            With --source-qmp and --dest-qmp the backend is a QEMU pair (or any
+            QMP pair) instead: QEMU moves the pages and the policy drives it with
+            QEMU's own commands (docs/qmp.md). The destination must be waiting
+            (-incoming defer: migpilot sends migrate-incoming on --incoming, by
+            default the --to URI); --bandwidth caps max-bandwidth and
+            max-postcopy-bandwidth; postcopy-ram is enabled when the policy allows
+            postcopy. A recovery channel in the policy is where the destination
+            listens (migrate-recover) and the source resumes to.
+              migpilot migrate --source-qmp /run/src.qmp --dest-qmp /run/dst.qmp \\
+                  --to tcp:10.1.0.2:4444 --policy policies/adaptive.yaml --json
+
             In postcopy a broken link (an error, EOF, a damaged frame, 0.8 s of
             silence) pauses both sides with every page kept, and the policy's
             recovery section reconnects. When its retries run out the migration
@@ -43,8 +54,10 @@ struct MigrateCommand: ParsableCommand {
             `migpilot recover CONTROL` resumes it by hand (within --recovery-window).
 
             Exit codes: 0 completed and verified; 1 did not complete; 65
-            verification failed; 69 the guest or the destination could not be
-            set up; 75 ended postcopy-paused (nobody recovered it in time).
+            verification failed (with QMP: the destination did not report
+            completed and running); 69 the guest or the destination could not be
+            set up (with QMP: a monitor cannot be reached); 75 ended
+            postcopy-paused (nobody recovered it in time).
             """
     )
 
