@@ -105,6 +105,38 @@ import Testing
         #expect(recover.contains("\"uri\":\"unix:\(channel)\""), "the policy's channel: \(recover)")
     }
 
+    /// Starts a precopy that cannot converge, then kills one QEMU a second in.
+    func killMidPrecopy(_ victim: (QEMUPair) -> Process) throws -> (QEMUPair, RecoveryCommandTests.Running, Int32?) {
+        let pair = try QEMUPair(rate: 20000)
+        let run = try RecoveryCommandTests.Running(TraceCommandTests.binary, [
+            "migrate", "--source-qmp", pair.sourceQMP, "--dest-qmp", pair.destinationQMP, "--to", "unix:\(pair.socket("mig.sock"))",
+            "--policy", migrate.policy("precopy"), "--json"] + Self.outrunning)
+        try #require(run.waitForLine(30) { $0.contains("\"status\":\"active\"") } != nil, "\(run.stderr)")
+        usleep(1_000_000)
+        kill(victim(pair).processIdentifier, SIGKILL)
+        let code = run.finish(30)
+        return (pair, run, code)
+    }
+
+    @Test func aDestinationLostInPrecopyFailsTheMigrationAndTheGuestRunsOnAtTheSource() throws {
+        let (pair, run, code) = try killMidPrecopy(\.destination)
+        defer { pair.stop() }
+        #expect(code == 1, "\(run.stderr)")
+        let summary = try recovery.summary(run)
+        #expect(summary["status"] as? String == "failed", "\(summary)")
+        #expect(summary["verified"] as? Bool == false)
+        // Precopy never handed the guest over: it goes on where it was.
+        let before = pair.dirtied(pair.sourceSerial).max() ?? 0
+        #expect(pair.waitForSerial(pair.sourceSerial, 5) { _ in (pair.dirtied(pair.sourceSerial).max() ?? 0) > before })
+    }
+
+    @Test func aSourceMonitorThatDiesEndsMigrateWithAClearErrorNotAHang() throws {
+        let (pair, run, code) = try killMidPrecopy(\.source)
+        defer { pair.stop() }
+        #expect(code == 1, "exits, and in time: \(run.stderr)")
+        #expect(run.stderr.contains { $0.contains("the migration stopped:") && $0.contains("is closed") }, "\(run.stderr)")
+    }
+
     @Test func wrongFlagCombinationsWithQMPSayWhatWasExpected() throws {
         let alone = try e2e.migpilot(["migrate", "--source-qmp", "/tmp/none.qmp", "--to", "tcp:127.0.0.1:4444"])
         #expect(alone.status == 64)

@@ -76,7 +76,8 @@ final class QEMUPair: @unchecked Sendable {
         let end = Date().addingTimeInterval(seconds)
         while Date() < end {
             if match(serial(path)) { return true }
-            if !source.isRunning || !destination.isRunning { return match(serial(path)) }
+            // A QEMU that has exited writes no more.
+            if !(path == sourceSerial ? source : destination).isRunning { return match(serial(path)) }
             usleep(20_000)
         }
         return false
