@@ -35,6 +35,7 @@ extension MigrateCommand {
             try? migration.cancel(reason: "\(error)")
             throw fail("the migration stopped: \(error)", ExitCode.failure)
         }
+        if let path = qmp.log { try writeCommandLog(migration, to: path) }
         let s = outcome.finalStatus
         if s.state.isPostcopy {
             // QEMU keeps every page on both sides while paused: an operator can still recover it.
@@ -56,5 +57,21 @@ extension MigrateCommand {
         if s.state.isPostcopy { throw fail("the migration ended \(s.state.rawValue)", ExitCodes.endedPaused) }
         guard s.state == .completed else { throw fail(outcome.stoppedBecause ?? "the migration did not complete", ExitCode.failure) }
         guard summary.verified else { throw fail("the destination did not take over: \(landed.detail)", ExitCodes.dataError) }
+    }
+
+    /// One JSON line per command: `{"t_s": …, "side": …, "command": …, "arguments": …}`, the
+    /// time in seconds from `migrate` (negative before it): what a replay by hand would send.
+    func writeCommandLog(_ migration: QMPMigration, to path: String) throws {
+        let origin = migration.migrateSentAt ?? Date()
+        let lines = migration.commandLog.map { entry -> String in
+            var members: [(key: String, value: JSONValue)] = [
+                ("t_s", .number(entry.at.timeIntervalSince(origin))), ("side", .string(entry.side)), ("command", .string(entry.command)),
+            ]
+            if let arguments = entry.arguments { members.append(("arguments", arguments)) }
+            return JSONValue.object(members).description + "\n"
+        }
+        do { try lines.joined().write(toFile: path, atomically: true, encoding: .utf8) } catch {
+            throw fail("cannot write the QMP log \(path): \(error)", ExitCodes.ioError)
+        }
     }
 }

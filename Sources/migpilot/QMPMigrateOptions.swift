@@ -11,7 +11,10 @@ struct QMPMigrateOptions: ParsableArguments {
     @Option(help: "With --source-qmp: the URI the destination listens on (migrate-incoming), when it is not the --to URI (a proxy between them).")
     var incoming: String?
 
-    var isGiven: Bool { source != nil || destination != nil || incoming != nil }
+    @Option(name: .customLong("qmp-log"), help: "With --source-qmp: write every QMP command sent (polls aside) to this file as JSON lines, with its time from migrate.")
+    var log: String?
+
+    var isGiven: Bool { source != nil || destination != nil || incoming != nil || log != nil }
 
     /// A monitor path as a URI: `unix:PATH`, or a bare path.
     static func monitor(_ path: String) throws -> MigrationURI {
