@@ -70,6 +70,32 @@ import Testing
         #expect((switched["reason"] as? String ?? "").contains("precopy"), "\(switched)")
     }
 
+    /// Nova's force-complete without postcopy: at the completion timeout the policy asks for
+    /// a stop whatever is pending, which QMPMigration maps to QEMU's largest downtime-limit.
+    @Test func aForcedCompletionStopsTheGuestWhateverIsPending() throws {
+        let pair = try QEMUPair(rate: 20000)
+        defer { pair.stop() }
+        let policy = pair.socket("force.yaml")
+        try """
+            name: force
+            description: precopy only; at 24 s per GiB (3 s for 128 MiB) force the stop
+            downtime_limit: 300ms
+            postcopy: {allowed: false}
+            timeouts: {completion_per_gib: 24s, minimum_gib: 0, action: force-complete}
+            """.write(toFile: policy, atomically: true, encoding: .utf8)
+        let (decisions, summary, run) = try drive(pair, to: "unix:\(pair.socket("mig.sock"))", policy: policy, Self.outrunning)
+        expectLanded(pair, summary, run)
+        let forced = try #require(decisions.first { action($0) == "complete" }, "\(run.stdout)")
+        #expect((forced["action"] as? [String: Any])?["max_pending_pages"] is NSNull, "\(forced)")
+        let at = forced["time_s"] as? Double ?? 0
+        #expect(at >= 3, "\(forced)")
+        #expect(summary["postcopy_time_s"] is NSNull)
+        // The next check stops the guest: no further pass. (QEMU lifts max-bandwidth for the
+        // stop-and-copy, so the downtime itself is short on loopback.)
+        #expect((summary["total_time_s"] as? Double ?? 99) < at + 1.5, "forced at \(at) s: \(summary)")
+        #expect(!decisions.contains { ($0["events"] as? [[String: Any]] ?? []).contains { $0["event"] as? String == "completion-refused" } })
+    }
+
     /// The stream goes through a forwarding process; once postcopy runs it is killed, both
     /// QEMUs pause, and the policy recovers by itself over the channel its recovery section
     /// names (the destination listens there with migrate-recover, the source resumes to it).
