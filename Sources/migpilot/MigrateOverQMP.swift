@@ -47,7 +47,8 @@ extension MigrateCommand {
         } else if s.state != .completed {
             try? migration.cancel(reason: outcome.stoppedBecause ?? "stopped")
         }
-        let landed = s.state == .completed ? migration.destinationOutcome() : (completed: false, running: false, detail: "the source reports \(s.state.rawValue)")
+        let why = migration.lastInfo?.errorDesc.map { ": \($0)" } ?? ""
+        let landed = s.state == .completed ? migration.destinationOutcome() : (completed: false, running: false, detail: "QEMU's source reports \(s.state.rawValue)\(why)")
         let summary = MigrateSummary(status: s.state.rawValue, verified: landed.completed && landed.running, totalTimeSeconds: s.elapsedSeconds,
                                      downtimeSeconds: s.downtimeSeconds, transferredBytes: s.transferredBytes, passes: s.pass,
                                      postcopyTimeSeconds: migration.postcopySeconds, remoteFaults: Int(s.postcopyRequests),

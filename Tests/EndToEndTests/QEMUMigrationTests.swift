@@ -151,6 +151,7 @@ import Testing
         let summary = try recovery.summary(run)
         #expect(summary["status"] as? String == "failed", "\(summary)")
         #expect(summary["verified"] as? Bool == false)
+        #expect((summary["detail"] as? String ?? "").hasPrefix("QEMU's source reports failed"), "\(summary)")
         // Precopy never handed the guest over: it goes on where it was.
         let before = pair.dirtied(pair.sourceSerial).max() ?? 0
         #expect(pair.waitForSerial(pair.sourceSerial, 5) { _ in (pair.dirtied(pair.sourceSerial).max() ?? 0) > before })
