@@ -110,7 +110,7 @@ public final class QMPMigration: MigrationControl, @unchecked Sendable {
         }
         if let cap = bandwidthCap {
             try command(source, "source", "migrate-set-parameters",
-                        ["max-bandwidth": .integer(Int64(cap)), "max-postcopy-bandwidth": .integer(Int64(cap))])
+                        ["max-bandwidth": .integer(Self.integer(cap)), "max-postcopy-bandwidth": .integer(Self.integer(cap))])
         }
         startedAt = Date()
         lastSyncAt = startedAt!
@@ -172,7 +172,7 @@ public final class QMPMigration: MigrationControl, @unchecked Sendable {
             let bandwidth = info?.bandwidthBytesPerSecond ?? 0, pageSize = Double(info?.pageSize ?? 4096)
             let needed = bandwidth > 0 ? Double(max) * pageSize / bandwidth : 0
             if needed > policyDowntimeLimit {
-                try setLimit(milliseconds: Int64((needed * 1000).rounded(.up)))
+                try setLimit(milliseconds: Self.integer((needed * 1000).rounded(.up)))
                 raised = true
             }
         } else {
@@ -193,8 +193,15 @@ public final class QMPMigration: MigrationControl, @unchecked Sendable {
     }
 
     public func setDowntimeLimit(seconds: Double) throws {
-        try setLimit(milliseconds: Int64((max(0, seconds) * 1000).rounded()))
+        try setLimit(milliseconds: Self.integer((seconds * 1000).rounded()))
         policyDowntimeLimit = seconds
+    }
+
+    /// A figure for QEMU's integer parameters: never negative, never past Int64 (a conversion
+    /// that would trap), NaN as 0.
+    static func integer(_ x: Double) -> Int64 {
+        guard x.isFinite else { return x == .infinity ? Int64.max : 0 }
+        return x <= 0 ? 0 : x >= 9.2e18 ? Int64.max : Int64(x)
     }
 
     private func setLimit(milliseconds: Int64) throws {
@@ -204,9 +211,9 @@ public final class QMPMigration: MigrationControl, @unchecked Sendable {
     public func setBandwidth(bytesPerSecond: Double?) throws {
         if state.isPostcopy {
             // 0: no cap, in QEMU's own terms for max-postcopy-bandwidth.
-            try command(source, "source", "migrate-set-parameters", ["max-postcopy-bandwidth": .integer(bytesPerSecond.map { Int64($0) } ?? 0)])
+            try command(source, "source", "migrate-set-parameters", ["max-postcopy-bandwidth": .integer(bytesPerSecond.map(Self.integer) ?? 0)])
         } else {
-            try command(source, "source", "migrate-set-parameters", ["max-bandwidth": .integer(bytesPerSecond.map { Int64($0) } ?? Self.uncappedBytesPerSecond)])
+            try command(source, "source", "migrate-set-parameters", ["max-bandwidth": .integer(bytesPerSecond.map(Self.integer) ?? Self.uncappedBytesPerSecond)])
         }
     }
 
@@ -336,7 +343,7 @@ public final class QMPMigration: MigrationControl, @unchecked Sendable {
         // only at a sync). Derived: its dirty-pages-rate (pages dirtied over the last sync
         // period) times the time since the sync, at most the guest's pages. It is a straight
         // line within a pass; the model sees the working set saturate across passes only.
-        let dirty = i.status == .active ? UInt64(min(Double(totalPages), i.dirtyPagesRate * sinceSync)) : 0
+        let dirty = i.status == .active ? UInt64(max(0, min(Double(totalPages), i.dirtyPagesRate * sinceSync))) : 0
         return MigrationStatus(
             state: i.status, elapsedSeconds: elapsed, pass: i.dirtySyncCount, pageSize: i.pageSize, totalPages: totalPages,
             remainingPages: i.remaining / pageSize, transferredBytes: i.transferred, dirtyPagesSinceSync: dirty,
