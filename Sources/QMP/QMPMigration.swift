@@ -53,6 +53,8 @@ public final class QMPMigration: MigrationControl, @unchecked Sendable {
     private var policyDowntimeLimit = 0.3
     /// A completion asked for: the sync count then, and whether downtime-limit was raised for it.
     private var completion: (syncCount: Int, raised: Bool)?
+    /// When a sync after the completion request was first seen with the migration still active.
+    private var refusalSeen: Date?
     private var pendingEvents: [MigrationEvent] = []
     private var recoveryDue: (uri: String, at: Date)?
     private var recoveryInFlight = false
@@ -143,19 +145,12 @@ public final class QMPMigration: MigrationControl, @unchecked Sendable {
         transition(to: now.status, error: now.errorDesc)
         info = now
         if now.dirtySyncCount > syncCount {
-            if syncCount > 0, now.status == .active {
-                pendingEvents.append(.passCompleted)
-                if let c = completion, now.dirtySyncCount > c.syncCount {
-                    // QEMU synced exactly and went on: what was pending did not fit.
-                    completion = nil
-                    pendingEvents.append(.completionRefused(pendingPages: now.remaining / UInt64(now.pageSize)))
-                    if c.raised { try setDowntimeLimit(seconds: policyDowntimeLimit) }
-                }
-            }
+            if syncCount > 0, now.status == .active { pendingEvents.append(.passCompleted) }
             syncCount = now.dirtySyncCount
             lastSyncAt = Date()
             thresholdReported = false
         }
+        try checkCompletion(now)
         if now.status == .active, !thresholdReported, now.bandwidthBytesPerSecond > 0,
            Double(now.remaining) <= now.bandwidthBytesPerSecond * policyDowntimeLimit {
             thresholdReported = true
@@ -180,9 +175,35 @@ public final class QMPMigration: MigrationControl, @unchecked Sendable {
             raised = true
         }
         completion = (syncCount, raised)
+        refusalSeen = nil
         // QEMU decides the moment itself: the stop shows as `device` then `completed`.
         return false
     }
+
+    /// QEMU syncs only when its estimate fits, and stops the guest right after the sync if the
+    /// exact figure fits too; a sync seen while still `active` may be a stop a moment away. So
+    /// a refusal is a sync after the request with the migration still `active` 0.2 s later.
+    private func checkCompletion(_ now: QMPMigrationInfo) throws {
+        guard let c = completion else { return }
+        guard now.status == .active else {
+            completion = nil
+            refusalSeen = nil
+            return
+        }
+        guard now.dirtySyncCount > c.syncCount else { return }
+        guard let seen = refusalSeen else {
+            refusalSeen = Date()
+            return
+        }
+        guard Date().timeIntervalSince(seen) >= Self.stopGraceSeconds else { return }
+        completion = nil
+        refusalSeen = nil
+        pendingEvents.append(.completionRefused(pendingPages: now.remaining / UInt64(now.pageSize)))
+        if c.raised { try setDowntimeLimit(seconds: policyDowntimeLimit) }
+    }
+
+    /// How long after its sync QEMU may take to stop the guest (a few ms here under TCG).
+    static let stopGraceSeconds = 0.2
 
     public func startPostcopy() throws {
         guard postcopyAllowed else {
