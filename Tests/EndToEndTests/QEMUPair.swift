@@ -17,8 +17,11 @@ final class QEMUPair: @unchecked Sendable {
     func socket(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
     /// The guest, assembled once per test run (binutils).
+    static let guestDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("migpilot-qemu-guest-\(getpid())")
     static let guest: Result<String, any Error> = Result {
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("migpilot-qemu-guest-\(getpid())")
+        let out = guestDirectory
+        // Removed when the test process exits (a closure that captures nothing can be a C hook).
+        atexit { try? FileManager.default.removeItem(at: QEMUPair.guestDirectory) }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
         p.arguments = [TraceCommandTests.packageRoot.appendingPathComponent("Tests/Fixtures/qemu-guest/build.sh").path, out.path]
