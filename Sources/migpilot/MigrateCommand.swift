@@ -36,6 +36,17 @@ struct MigrateCommand: ParsableCommand {
               migpilot migrate --memory 64MiB --workload uniform:rate=40000 \\
                   --bandwidth 200Mbit/s --inject cut:after=postcopy+0.3s,every=0.7s,count=4
 
+            With --source-qmp and --dest-qmp the backend is a QEMU pair (or any
+            QMP pair) instead: QEMU moves the pages and the policy drives it with
+            QEMU's own commands (docs/qmp.md). The destination must be waiting
+            (-incoming defer: migpilot sends migrate-incoming on --incoming, by
+            default the --to URI); --bandwidth caps max-bandwidth and
+            max-postcopy-bandwidth; postcopy-ram is enabled when the policy allows
+            postcopy. A recovery channel in the policy is where the destination
+            listens (migrate-recover) and the source resumes to.
+              migpilot migrate --source-qmp /run/src.qmp --dest-qmp /run/dst.qmp \\
+                  --to tcp:10.1.0.2:4444 --policy policies/adaptive.yaml --json
+
             In postcopy a broken link (an error, EOF, a damaged frame, 0.8 s of
             silence) pauses both sides with every page kept, and the policy's
             recovery section reconnects. When its retries run out the migration
@@ -43,17 +54,23 @@ struct MigrateCommand: ParsableCommand {
             `migpilot recover CONTROL` resumes it by hand (within --recovery-window).
 
             Exit codes: 0 completed and verified; 1 did not complete; 65
-            verification failed; 69 the guest or the destination could not be
-            set up; 75 ended postcopy-paused (nobody recovered it in time).
+            verification failed (with QMP: the destination did not report
+            completed and running); 69 the guest or the destination could not be
+            set up (with QMP: a monitor cannot be reached); 75 ended
+            postcopy-paused (nobody recovered it in time).
             """
     )
 
     @Option(help: "Policy file.") var policy = "policies/adaptive.yaml"
-    @Option(help: "Guest memory, e.g. 256MiB.", transform: Parse.byteCount) var memory = ByteCount(bytes: 256 << 20)
-    @Option(help: "Workload (repeatable): fill:SIZE, uniform|hotset|zipf|sweep:rate=N, trace:FILE[,speed=X].") var workload: [String] = ["uniform:rate=20000"]
+    // Optional with the default applied in `run`, so that a flag the QMP backend cannot use is
+    // refused when given, not when it merely has a default.
+    @Option(help: "Guest memory, e.g. 256MiB (default 256MiB).", transform: Parse.byteCount) var memory: ByteCount?
+    @Option(help: "Workload (repeatable): fill:SIZE, uniform|hotset|zipf|sweep:rate=N, trace:FILE[,speed=X] (default uniform:rate=20000).")
+    var workload: [String] = []
     @Option(help: "Bandwidth cap, e.g. 1Gbit/s (none by default).", transform: Parse.bandwidth) var bandwidth: Bandwidth?
     @Option(help: "Override the policy's downtime limit.", transform: Parse.timeSpan) var downtimeLimit: TimeSpan?
-    @Option(help: "Destination URI (default: a local destination over loopback tcp).") var to: String?
+    @Option(help: "Destination URI (default: a local destination over loopback tcp; with --source-qmp, where the source QEMU sends the stream).") var to: String?
+    @OptionGroup(title: "Driving a QEMU pair over QMP") var qmp: QMPMigrateOptions
     @Option(help: "Give up after this long.", transform: Parse.timeSpan) var timeout = TimeSpan(nanoseconds: 600_000_000_000)
     @Option(help: "When the policy's recovery retries run out, wait this long for `migpilot recover` (then end paused, exit 75).",
             transform: Parse.timeSpan) var recoveryWindow = TimeSpan(nanoseconds: 3_600_000_000_000)
@@ -64,6 +81,7 @@ struct MigrateCommand: ParsableCommand {
     @Flag(help: "Print JSON lines: decisions, then a final summary.") var json = false
 
     func validate() throws {
+        if try qmp.validate(self) { return }
         if let to { do { _ = try MigrationURI(parsing: to) } catch { throw ValidationError("--to: \(error)") } }
         for w in workload { do { _ = try GuestWorkload(parsing: w) } catch { throw ValidationError("--workload: \(error)") } }
         for i in inject { do { _ = try InjectedCut(parsing: i) } catch { throw ValidationError("--inject: \(error)") } }
@@ -73,6 +91,9 @@ struct MigrateCommand: ParsableCommand {
     func run() throws {
         var chosen = try loadPolicy(policy)
         if let downtimeLimit { chosen.downtimeLimit = downtimeLimit }
+        if qmp.isGiven { return try runOverQMP(chosen) }
+        let memory = memory ?? ByteCount(bytes: 256 << 20)
+        let workload = workload.isEmpty ? ["uniform:rate=20000"] : workload
         let source: GuestMemory, guest: Guest, tracker: any DirtyTracker, mechanism: String
         do {
             source = try GuestMemory(bytes: Int(memory.bytes))
@@ -114,22 +135,13 @@ struct MigrateCommand: ParsableCommand {
             return try Transport.connect(target)
         }, cuts: try inject.map { try InjectedCut(parsing: $0) })
         if let bandwidth { try engine.setBandwidth(bytesPerSecond: bandwidth.bytesPerSecond) }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let driver = MigrationDriver(control: engine, engine: PolicyEngine(policy: chosen, memory: memory),
-                                     estimator: ModelEstimator(policy: chosen)) { record in
-            if json, let line = try? encoder.encode(record) { Terminal.standardOutputLine(String(decoding: line, as: UTF8.self)) }
-            let s = record.status
-            if !json { Self.narrate(record) }
-            Terminal.progress(Self.progressLine(s, lastAction: record.action.name))
-        }
+        let drive = PolicyDrive(json: json)
+        let encoder = drive.encoder
         var outcome: DriverOutcome
-        do { outcome = try driver.run(horizonSeconds: timeout.seconds) } catch {
-            Terminal.endProgress()
+        do { outcome = try drive.run(engine, policy: chosen, memory: memory, timeout: timeout) } catch {
             try? engine.cancel(reason: "\(error)")
             throw fail("the migration stopped: \(error)", ExitCode.failure)
         }
-        Terminal.endProgress()
         if [.postcopyPaused, .postcopyRecover, .postcopyActive].contains(outcome.finalStatus.state) {
             // Postcopy cannot be cancelled: the destination runs the guest and needs the rest.
             guard let finished = try waitForManualRecovery(engine, because: outcome.stoppedBecause ?? "the policy stopped", encoder) else {
@@ -150,18 +162,7 @@ struct MigrateCommand: ParsableCommand {
                                      detail: engine.destinationDetail ?? outcome.stoppedBecause ?? "")
         // The workload runs on at a local destination: count its writes for a moment.
         let runningOn = s.state == .completed ? local?.destinationWrites(during: 0.25) : nil
-        if json {
-            Terminal.standardOutputLine(String(decoding: try encoder.encode(summary), as: UTF8.self))
-        } else {
-            print(Terminal.table([
-                ["status", s.state.rawValue], ["verified", verified ? "yes: \(summary.detail)" : "NO: \(summary.detail)"],
-                ["total time", "\(formatFixed(s.elapsedSeconds, decimals: 2)) s"],
-                ["downtime", s.downtimeSeconds.map { "\(formatFixed($0 * 1000, decimals: 1)) ms" } ?? "-"],
-                ["sent", ByteCount(bytes: s.transferredBytes).description], ["passes", "\(s.pass)"],
-                ["postcopy", engine.postcopySeconds.map { "\(formatFixed($0, decimals: 2)) s, \(engine.remoteFaults) pages faulted in on demand" } ?? "-"],
-                ["recoveries", engine.recoveries == 0 ? "-" : "\(engine.recoveries), \(formatFixed(engine.pausedSeconds, decimals: 2)) s paused in all"],
-            ] + (runningOn.map { [["destination", "the workload runs on: \($0) page writes in 250 ms"]] } ?? [])), terminator: "")
-        }
+        try drive.finish(summary, table: summary.rows(s) + (runningOn.map { [["destination", "the workload runs on: \($0) page writes in 250 ms"]] } ?? []))
         guard s.state == .completed else { throw fail(outcome.stoppedBecause ?? "the migration did not complete", ExitCode.failure) }
         guard verified else { throw fail("verification failed: \(summary.detail)", ExitCodes.dataError) }
     }
@@ -254,6 +255,18 @@ struct MigrateSummary: Encodable {
         case postcopyTimeSeconds = "postcopy_time_s"
         case remoteFaults = "remote_faults"
         case pausedSeconds = "paused_s"
+    }
+
+    /// The human table's rows for a migration that ended in `s`.
+    func rows(_ s: MigrationStatus) -> [[String]] {
+        [
+            ["status", s.state.rawValue], ["verified", verified ? "yes: \(detail)" : "NO: \(detail)"],
+            ["total time", "\(formatFixed(s.elapsedSeconds, decimals: 2)) s"],
+            ["downtime", s.downtimeSeconds.map { "\(formatFixed($0 * 1000, decimals: 1)) ms" } ?? "-"],
+            ["sent", ByteCount(bytes: s.transferredBytes).description], ["passes", "\(s.pass)"],
+            ["postcopy", postcopyTimeSeconds.map { "\(formatFixed($0, decimals: 2)) s, \(remoteFaults) pages faulted in on demand" } ?? "-"],
+            ["recoveries", recoveries == 0 ? "-" : "\(recoveries), \(formatFixed(pausedSeconds, decimals: 2)) s paused in all"],
+        ]
     }
 
     // Every key is written, null included: a reader can rely on the set of fields.
