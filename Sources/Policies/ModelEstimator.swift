@@ -12,6 +12,8 @@ public struct ModelEstimator: Estimator {
     private var dirty: [DirtySample] = []
     private var transfers: [TransferSample] = []
     private var lastAssessment: Assessment?
+    /// When (migration seconds) the last bitmap sync was, as the backend reported it.
+    private var lastSyncAt: Double?
 
     /// Samples kept for the fit: enough for several passes, few enough to fit in microseconds.
     static let maxSamples = 240
@@ -27,6 +29,20 @@ public struct ModelEstimator: Estimator {
     public mutating func assess(_ o: Observation) -> Assessment? {
         let s = o.status
         guard isNeeded, s.state == .active else { return nil }
+        // A sync ends a period whose distinct dirty pages the backend knows exactly (QEMU's
+        // dirty-pages-rate is that count over the period): its sample, even from a backend
+        // that cannot count them during the period (QEMU reads its bitmap only at a sync).
+        let syncAt = s.elapsedSeconds - s.secondsSinceSync
+        let synced = o.events.contains { event in
+            switch event {
+            case .passCompleted, .completionRefused: true
+            default: false
+            }
+        }
+        if o.events.contains(.passCompleted), let previous = lastSyncAt, syncAt - previous > 0, s.dirtyPagesRate > 0 {
+            dirty.append(DirtySample(elapsedSeconds: syncAt - previous, pages: s.dirtyPagesRate * (syncAt - previous)))
+        }
+        if synced || lastSyncAt == nil { lastSyncAt = syncAt }
         if s.secondsSinceSync > 0 {
             dirty.append(DirtySample(elapsedSeconds: s.secondsSinceSync, pages: Double(s.dirtyPagesSinceSync)))
             if dirty.count > Self.maxSamples { dirty.removeFirst(dirty.count - Self.maxSamples) }

@@ -364,11 +364,14 @@ public final class QMPMigration: MigrationControl, @unchecked Sendable {
         // only at a sync). Derived: its dirty-pages-rate (pages dirtied over the last sync
         // period) times the time since the sync, at most the guest's pages. It is a straight
         // line within a pass; the model sees the working set saturate across passes only.
-        let dirty = i.status == .active ? UInt64(max(0, min(Double(totalPages), i.dirtyPagesRate * sinceSync))) : 0
+        // In the first pass QEMU has no rate yet (dirty-sync-count 1): the count is unknown, not
+        // zero, so no time since a sync is reported and the model takes no sample.
+        let known = i.status == .active && i.dirtySyncCount > 1
+        let dirty = known ? UInt64(max(0, min(Double(totalPages), i.dirtyPagesRate * sinceSync))) : 0
         return MigrationStatus(
             state: i.status, elapsedSeconds: elapsed, pass: i.dirtySyncCount, pageSize: i.pageSize, totalPages: totalPages,
             remainingPages: i.remaining / pageSize, transferredBytes: i.transferred, dirtyPagesSinceSync: dirty,
-            secondsSinceSync: i.status == .active ? sinceSync : 0, dirtyPagesRate: i.dirtyPagesRate,
+            secondsSinceSync: known ? sinceSync : 0, dirtyPagesRate: i.dirtyPagesRate,
             bandwidthBytesPerSecond: i.bandwidthBytesPerSecond,
             expectedDowntimeSeconds: (i.expectedDowntimeMilliseconds ?? 0) / 1000, downtimeLimitSeconds: policyDowntimeLimit,
             postcopyRequests: i.postcopyRequests, downtimeSeconds: i.status == .completed ? i.downtimeMilliseconds.map { $0 / 1000 } : nil)
