@@ -9,7 +9,8 @@ Per scenario (policy, write rate, link cap) each run boots a fresh QEMU pair (TC
 destination with -incoming defer) and runs `migpilot migrate --source-qmp … --json`: total
 time, downtime and switch time (total − postcopy time) are QEMU's own (query-migrate).
 Then `trace synth --kind uniform --memory M --region 2MiB:FILL --rate R` and `whatif` with the
-same policy and cap, QEMU's switch terms: no stamps and no check (QEMU has neither), its
+same policy and cap, what QEMU shows the policy (`--dirty-counts at-sync`: dirty pages only as
+a rate at each sync), QEMU's switch terms: no stamps and no check (QEMU has neither), its
 fixed stop time and its uncapped rate for the final copy (QEMU lifts max-bandwidth there),
 both measured first by a run that stops with almost nothing pending and by an uncapped run.
 Prints a table of medians and each figure's error.
@@ -58,7 +59,7 @@ def predict(args, tmp, policy, rate, cap, rate_mbs, fixed_s):
                     "--region", f"{FILL_OFFSET_MIB}MiB:{args.fill}MiB", "--rate", str(rate), "--duration", "120s",
                     "--interval", "100ms", "-o", trace], check=True)
     cmd = [args.migpilot, "whatif", "--trace", trace, "--policy", os.path.join(here, "..", "policies", policy),
-           "--bandwidth", f"{cap}Mbit/s", "--switchover-bandwidth", f"{rate_mbs:.0f}MB/s", "--json",
+           "--bandwidth", f"{cap}Mbit/s", "--switchover-bandwidth", f"{rate_mbs:.0f}MB/s", "--dirty-counts", "at-sync", "--json",
            "--switchover-fixed", f"{fixed_s * 1e6:.0f}us", "--switchover-check-per-page", "0ns", "--switchover-stamp-bytes", "0",
            "--postcopy-switch-fixed", "0ns", "--postcopy-switch-per-run", "0ns", "--postcopy-switch-per-page", "0ns"]
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)["results"][0]

@@ -67,3 +67,20 @@ public struct MigrationStatus: Codable, Sendable, Equatable {
         case downtimeSeconds = "downtime_s"
     }
 }
+
+/// What a backend shows of the pages dirtied since the last sync.
+public enum DirtyCountVisibility: String, Sendable, CaseIterable {
+    /// The distinct pages, at any moment (the embedded engine's dirty log, a trace).
+    case exact
+    /// Only at a sync, as a rate over the period that ended (QEMU's `dirty-pages-rate`: it
+    /// reads its dirty bitmap at a sync only). Between syncs the count is derived from that
+    /// rate, and before the first sync it is unknown.
+    case atSyncOnly = "at-sync"
+
+    /// The count and time since the sync such a backend reports: `rate` × the time since the
+    /// sync (at most the guest's pages) once there is a rate, nothing (0 and 0 s) before.
+    public static func derived(pass: Int, rate: Double, secondsSinceSync: Double, totalPages: UInt64) -> (pages: UInt64, seconds: Double) {
+        guard pass > 1 else { return (0, 0) }
+        return (UInt64(max(0, min(Double(totalPages), rate * secondsSinceSync))), secondsSinceSync)
+    }
+}

@@ -361,17 +361,15 @@ public final class QMPMigration: MigrationControl, @unchecked Sendable {
         let elapsed = i.totalTimeMilliseconds.map { $0 / 1000 } ?? startedAt.map { Date().timeIntervalSince($0) } ?? 0
         let totalPages = i.total / pageSize
         // QEMU does not count distinct pages dirtied since the last sync (its bitmap is read
-        // only at a sync). Derived: its dirty-pages-rate (pages dirtied over the last sync
-        // period) times the time since the sync, at most the guest's pages. It is a straight
-        // line within a pass; the model sees the working set saturate across passes only.
-        // In the first pass QEMU has no rate yet (dirty-sync-count 1): the count is unknown, not
-        // zero, so no time since a sync is reported and the model takes no sample.
-        let known = i.status == .active && i.dirtySyncCount > 1
-        let dirty = known ? UInt64(max(0, min(Double(totalPages), i.dirtyPagesRate * sinceSync))) : 0
+        // only at a sync): derived from its dirty-pages-rate, a straight line within a pass, so
+        // the model sees the working set saturate across passes only; unknown in pass 1.
+        let dirty = i.status == .active
+            ? DirtyCountVisibility.derived(pass: i.dirtySyncCount, rate: i.dirtyPagesRate, secondsSinceSync: sinceSync, totalPages: totalPages)
+            : (pages: 0, seconds: 0)
         return MigrationStatus(
             state: i.status, elapsedSeconds: elapsed, pass: i.dirtySyncCount, pageSize: i.pageSize, totalPages: totalPages,
-            remainingPages: i.remaining / pageSize, transferredBytes: i.transferred, dirtyPagesSinceSync: dirty,
-            secondsSinceSync: known ? sinceSync : 0, dirtyPagesRate: i.dirtyPagesRate,
+            remainingPages: i.remaining / pageSize, transferredBytes: i.transferred, dirtyPagesSinceSync: dirty.pages,
+            secondsSinceSync: dirty.seconds, dirtyPagesRate: i.dirtyPagesRate,
             bandwidthBytesPerSecond: i.bandwidthBytesPerSecond,
             expectedDowntimeSeconds: (i.expectedDowntimeMilliseconds ?? 0) / 1000, downtimeLimitSeconds: policyDowntimeLimit,
             postcopyRequests: i.postcopyRequests, downtimeSeconds: i.status == .completed ? i.downtimeMilliseconds.map { $0 / 1000 } : nil)

@@ -1,3 +1,5 @@
+import Migration
+
 /// The link a simulated migration runs over, and what goes wrong with it.
 public struct LinkModel: Sendable, Equatable {
     public var bandwidthBytesPerSecond: Double
@@ -12,6 +14,10 @@ public struct LinkModel: Sendable, Equatable {
     public var switchoverCost: SwitchoverCost
     /// Windows during which the channel is broken: nothing passes.
     public var failures: [Failure]
+    /// What the source shows the policy of the pages dirtied since the last sync: exactly (the
+    /// embedded engine) or only at syncs (QEMU), so that a prediction of a QEMU migration makes
+    /// the decisions QEMU's figures lead to.
+    public var dirtyCounts: DirtyCountVisibility
 
     /// The channel breaks at `atSeconds` (since the migration started) for `forSeconds`.
     public struct Failure: Sendable, Equatable {
@@ -25,13 +31,15 @@ public struct LinkModel: Sendable, Equatable {
     }
 
     public init(bandwidthBytesPerSecond: Double, switchoverBytesPerSecond: Double? = nil, roundTripSeconds: Double = 0.001,
-                pageHeaderBytes: Int = 8, switchoverCost: SwitchoverCost = .embeddedEngine, failures: [Failure] = []) {
+                pageHeaderBytes: Int = 8, switchoverCost: SwitchoverCost = .embeddedEngine, failures: [Failure] = [],
+                dirtyCounts: DirtyCountVisibility = .exact) {
         self.bandwidthBytesPerSecond = bandwidthBytesPerSecond
         self.switchoverBytesPerSecond = switchoverBytesPerSecond
         self.roundTripSeconds = roundTripSeconds
         self.pageHeaderBytes = pageHeaderBytes
         self.switchoverCost = switchoverCost
         self.failures = failures.sorted { $0.atSeconds < $1.atSeconds }
+        self.dirtyCounts = dirtyCounts
     }
 
     func isDown(at t: Double) -> Bool { failures.contains { t >= $0.atSeconds && t < $0.endSeconds } }

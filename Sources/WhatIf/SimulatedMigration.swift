@@ -180,10 +180,13 @@ public final class SimulatedMigration: MigrationControl {
     }
 
     public var status: MigrationStatus {
-        MigrationStatus(
+        let since = link.dirtyCounts == .exact
+            ? (pages: dirty.count, seconds: time - lastSync)
+            : DirtyCountVisibility.derived(pass: pass, rate: lastPassDirtyRate, secondsSinceSync: time - lastSync, totalPages: workload.pageCount)
+        return MigrationStatus(
             state: state, elapsedSeconds: time, pass: pass, pageSize: workload.pageSize, totalPages: workload.pageCount,
-            remainingPages: toSend.count, transferredBytes: UInt64(transferred), dirtyPagesSinceSync: dirty.count,
-            secondsSinceSync: time - lastSync, dirtyPagesRate: lastPassDirtyRate, bandwidthBytesPerSecond: bandwidth,
+            remainingPages: toSend.count, transferredBytes: UInt64(transferred), dirtyPagesSinceSync: since.pages,
+            secondsSinceSync: since.seconds, dirtyPagesRate: lastPassDirtyRate, bandwidthBytesPerSecond: bandwidth,
             expectedDowntimeSeconds: Double(toSend.count) * pageCost / bandwidth, downtimeLimitSeconds: downtimeLimit,
             postcopyRequests: remoteFaults, downtimeSeconds: downtime)
     }

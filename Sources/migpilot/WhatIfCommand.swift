@@ -30,6 +30,8 @@ struct WhatIfCommand: ParsableCommand {
     @Option(help: "Rate of the stop-and-copy and the switch to postcopy, when the link is faster than --bandwidth caps precopy (default: --bandwidth).",
             transform: Parse.bandwidth) var switchoverBandwidth: Bandwidth?
     @Option(help: "Round-trip time of the link.", transform: Parse.timeSpan) var rtt = TimeSpan(nanoseconds: 1_000_000)
+    @Option(help: "What the source shows the policy of the pages dirtied since a sync: exact (migpilot's engine) or at-sync (QEMU, to predict a QEMU migration).")
+    var dirtyCounts: DirtyCountVisibility = .exact
     @OptionGroup(title: "The switch's own work (defaults: migpilot's embedded engine here; docs/model.md, \"Switchover\")")
     var switchover: SwitchoverCostOptions
     @Option(help: "Stop a migration that has not finished after this long, as migrate --timeout does (default: long enough for any that can).",
@@ -67,7 +69,8 @@ struct WhatIfCommand: ParsableCommand {
             for b in bandwidth {
                 let link = LinkModel(bandwidthBytesPerSecond: b.bytesPerSecond, switchoverBytesPerSecond: switchoverBandwidth?.bytesPerSecond,
                                      roundTripSeconds: rtt.seconds, switchoverCost: switchover.cost,
-                                     failures: zip(failAt, failFor).map { .init(atSeconds: $0.seconds, forSeconds: $1.seconds) })
+                                     failures: zip(failAt, failFor).map { .init(atSeconds: $0.seconds, forSeconds: $1.seconds) },
+                                     dirtyCounts: dirtyCounts)
                 for p in policies {
                     Terminal.progress("simulating \(results.count + 1)/\(total): \(p.name) on \(workload.name) at \(b)")
                     let r = try WhatIf.run(policy: p, workload: workload, link: link, downtimeLimit: downtimeLimit?.seconds,
@@ -111,3 +114,5 @@ struct WhatIfCommand: ParsableCommand {
                                              "switch s", "left at switch", "postcopy s", "faults", "paused s", "recoveries", "why not"])
     }
 }
+
+extension DirtyCountVisibility: ExpressibleByArgument {}

@@ -227,6 +227,22 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
         #expect(sim.status.transferredBytes - before == UInt64(8_000 * pageCost + 10_000 * 8))
     }
 
+    @Test func aSourceThatCountsOnlyAtSyncsShowsNothingInPassOneThenItsRateOverTime() throws {
+        // 1,000 pages/s over pages 0 ..< 100 of 10,000 at a link of 1,000 pages/s: pass 1 takes
+        // about 10 s and dirties all 100 (the rate at its sync: about 10 pages/s).
+        let workload = try scriptedWorkload(pages: 10_000, intervalSeconds: 0.1,
+                                            intervals: Array(repeating: [PageRange(start: 0, count: 100)], count: 10))
+        let link = LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost, switchoverCost: .none, dirtyCounts: .atSyncOnly)
+        let sim = SimulatedMigration(workload: workload, link: link)
+        try sim.start()
+        let early = try run(sim, step: 0.5) { $0.status.elapsedSeconds >= 2 }
+        #expect(early.status.dirtyPagesSinceSync == 0 && early.status.secondsSinceSync == 0, "\(early.status)")
+        let afterSync = try run(sim, step: 0.02) { $0.status.pass == 2 && $0.status.secondsSinceSync > 0.03 }
+        let s = afterSync.status
+        #expect(s.dirtyPagesRate > 9 && s.dirtyPagesRate < 11, "\(s)")
+        #expect(s.dirtyPagesSinceSync == UInt64(s.dirtyPagesRate * s.secondsSinceSync), "\(s)")
+    }
+
     @Test func aStopAndCopyPaysTheFirstTouchOfPagesTheDestinationHasNotReceivedYet() throws {
         // Every 0.1 s interval rewrites pages 0 ..< 100 of a 10,000-page guest; at 1,000 pages/s
         // pass 1 has sent pages 0 ..< 2,000 by 2 s. The stop sends 8,100 pages: 100 rewritten
