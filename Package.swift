@@ -40,7 +40,7 @@ let package = Package(
         .executableTarget(
             name: "migpilot",
             dependencies: [
-                "Migration", "Traces", "Policies", "WhatIf", "Transport", "MigrationEngine",
+                "Migration", "Traces", "Policies", "WhatIf", "Transport", "MigrationEngine", "QMP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
