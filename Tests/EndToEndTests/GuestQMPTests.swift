@@ -13,10 +13,10 @@ import Testing
     static var pythonPath: String { TraceCommandTests.packageRoot.appendingPathComponent(".build/python").path }
 
     /// A guest with a QMP monitor at a fresh socket, once it listens.
-    func guest(_ extra: [String], runFor: String = "60s") throws -> (Running, String) {
+    func guest(_ extra: [String], runFor: String = "60s", rate: Int = 20000) throws -> (Running, String) {
         let qmp = migrate.freshSocket()
         let g = try Running(TraceCommandTests.binary, ["guest", "--qmp", "unix:\(qmp)", "--memory", "32MiB", "--workload", "fill:12MiB",
-                                                      "--workload", "uniform:rate=20000", "--run-for", runFor] + extra)
+                                                      "--workload", "uniform:rate=\(rate)", "--run-for", runFor] + extra)
         try #require(g.waitForLine(20) { $0.hasPrefix("qmp: listening on") } != nil, "the guest's monitor did not start: \(g.stderr)")
         return (g, qmp)
     }
@@ -72,5 +72,42 @@ import Testing
         let writes = try #require(g.stdout.first { $0.hasPrefix("page writes") }, "\(g.stdout)")
         let total = Int(writes.split(separator: " ").dropFirst(2).first ?? "") ?? 0
         #expect(total > 10_000, "\(writes)")
+    }
+
+    @Test func precopyOverQMPStopsOnQEMUsConvergenceCheckAndNeverSwitches() throws {
+        let (source, sourceQMP) = try guest([], rate: 2000)
+        defer { source.process.terminate() }
+        let (destination, destinationQMP) = try guest(["--incoming", "defer"], runFor: "1s", rate: 2000)
+        defer { if destination.process.isRunning { destination.process.terminate() } }
+        let stream = "unix:\(migrate.freshSocket())"
+        let run = try python("qmp-precopy.py", [sourceQMP, destinationQMP, stream, stream, "converge"])
+        #expect(run.finish(60) == 0, "\(run.stdout)\n\(run.stderr)\n\(source.stderr)\n\(destination.stderr)")
+        let summary = try #require(try run.stdout.last { $0.hasPrefix("{") }.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        #expect(summary["status"] as? String == "completed")
+        // At least pass 1 and one more: the guest writes during the copy.
+        #expect((summary["passes"] as? [Int] ?? []).count >= 2, "\(summary)")
+        #expect(destination.finish(30) == 0, "\(destination.stderr)")
+        #expect(destination.stderr.contains { $0.contains("in precopy; verified: yes") }, "\(destination.stderr)")
+    }
+
+    @Test func aBrokenLinkInPrecopyFailsTheMigrationAndTheSourceRunsOn() throws {
+        let (source, sourceQMP) = try guest([])
+        defer { source.process.terminate() }
+        let (destination, destinationQMP) = try guest(["--incoming", "defer"], runFor: "1s")
+        defer { if destination.process.isRunning { destination.process.terminate() } }
+        let socket = migrate.freshSocket()
+        let (link, port) = try RecoveryCommandTests().proxy(to: "unix:\(socket)")
+        defer { if link.process.isRunning { link.signal(SIGKILL) } }
+        let run = try python("qmp-precopy.py", [sourceQMP, destinationQMP, "unix:\(socket)", "tcp:127.0.0.1:\(port)", "break"])
+        try #require(run.waitForLine(30) { $0 == "precopy running" } != nil, "\(run.stderr)")
+        link.signal(SIGKILL)
+        #expect(run.finish(60) == 0, "\(run.stdout)\n\(run.stderr)\n\(source.stderr)")
+        let summary = try #require(try run.stdout.last { $0.hasPrefix("{") }.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        let info = try #require(summary["info"] as? [String: Any])
+        #expect(info["status"] as? String == "failed")
+        #expect((info["error-desc"] as? String)?.isEmpty == false, "\(info)")
+        // As QEMU's destination does when its incoming migration fails: it exits, non-zero.
+        #expect(destination.finish(30) == 65, "\(destination.stderr)")
+        #expect(source.process.isRunning)
     }
 }
