@@ -154,8 +154,9 @@ final class GuestQMPSource: Sendable {
                 if r.setupMs == 0, s.state != .setup { r.setupMs = Int64(Date().timeIntervalSince(r.startedAt) * 1000) }
                 return r.postcopyAsked
             }
-            if s.pass != pass, s.state == .active || s.state == .postcopyActive {
-                pass = s.pass
+            // QEMU sends one at every sync of the dirty bitmap, the final one included.
+            while pass < s.pass {
+                pass += 1
                 emit("MIGRATION_PASS", ["pass": .integer(Int64(pass))])
             }
             if s.state != seen {

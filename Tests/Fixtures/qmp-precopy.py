@@ -52,6 +52,20 @@ async def main(source_path, destination_path, listen, connect, mode):
         raise SystemExit("migrate-pause outside postcopy was accepted")
     except ExecuteError as e:
         assert "only supported during postcopy-active or postcopy-recover" in str(e), str(e)
+    if mode == "converge":
+        # QEMU's dirty-rate measurement, on the guest's real dirty tracking.
+        await src.execute("calc-dirty-rate", {"calc-time": 1})
+        measuring = await src.execute("query-dirty-rate")
+        assert measuring["status"] == "measuring" and measuring["calc-time"] == 1, measuring
+        await asyncio.sleep(1.3)
+        measured = await src.execute("query-dirty-rate")
+        assert measured["status"] == "measured" and measured["dirty-rate"] > 0, measured
+        print(f"dirty rate: {measured['dirty-rate']} MB/s", flush=True)
+    try:
+        await src.execute("migrate", {"uri": connect, "resume": True})
+        raise SystemExit("migrate resume=true without a paused migration was accepted")
+    except ExecuteError as e:
+        assert str(e) == "Cannot resume if there is no paused migration", str(e)
     await dst.execute("migrate-incoming", {"uri": listen})
     inmigrate = await dst.execute("query-status")
     assert inmigrate["status"] == "inmigrate" and not inmigrate["running"], inmigrate
@@ -61,6 +75,11 @@ async def main(source_path, destination_path, listen, connect, mode):
     try:
         await src.execute("migrate", {"uri": connect})
         raise SystemExit("a second migrate was accepted")
+    except ExecuteError as e:
+        assert str(e) == "There's a migration process in progress", str(e)
+    try:
+        await src.execute("migrate-set-capabilities", {"capabilities": [{"capability": "postcopy-ram", "state": True}]})
+        raise SystemExit("migrate-set-capabilities during a migration was accepted")
     except ExecuteError as e:
         assert str(e) == "There's a migration process in progress", str(e)
     try:
