@@ -129,4 +129,20 @@ import Transport
         let next = try f.client()
         #expect(try next.execute("query-status")?["return"]?["running"] == true)
     }
+
+    @Test func eventsFromAnotherThreadNeverInterleaveWithReplies() throws {
+        let f = try Fixture()
+        let c = try f.client()
+        let padding = JSONValue.string(String(repeating: "p", count: 20_000))
+        let emitter = Thread { for i in 0..<500 { f.server.emit("MIGRATION_PASS", data: ["pass": .integer(Int64(i)), "padding": padding]) } }
+        emitter.start()
+        for i in 0..<300 { try c.send(["execute": "migrate", "arguments": ["uri": padding], "id": .integer(Int64(i))]) }
+        // Every reply arrives whole and in order: a message cut by another would end the
+        // client's stream (it reads only well-formed messages) and leave replies missing.
+        for i in 0..<300 {
+            let r = try #require(c.reply(within: 10), "reply \(i) missing")
+            #expect(r["id"] == .integer(Int64(i)))
+        }
+        for i in 0..<500 { #expect(c.event("MIGRATION_PASS")?["data"]?["pass"] == .integer(Int64(i))) }
+    }
 }
