@@ -55,7 +55,7 @@ public final class QMPServer: Sendable {
                     return c.stopped
                 }
                 if stopped { channel.close(); return }
-                session.serve(onNegotiated: {})
+                session.serve()
                 current.withLock { $0.session = nil }
                 channel.close()
             }

@@ -25,9 +25,9 @@ final class QMPSession: Sendable {
     /// Capabilities negotiation is complete: events may go to this client.
     var negotiated: Bool { mode.withLock { $0.negotiated } }
 
-    /// Serves the client until it hangs up (or the channel fails); `onNegotiated` runs once
-    /// negotiation completes. Returns when every queued command has been answered.
-    func serve(onNegotiated: @Sendable () -> Void) {
+    /// Serves the client until it hangs up (or the channel fails). Returns when every queued
+    /// command has been answered.
+    func serve() {
         defer { inBand.sync {} }
         do {
             try stream.send(greeting)
@@ -41,7 +41,6 @@ final class QMPSession: Sendable {
                         // Nothing can run concurrently yet, and the next message must be read
                         // knowing whether out-of-band was enabled.
                         answer(message)
-                        if negotiated { onNegotiated() }
                         continue
                     }
                     switch QMPRequest.parse(message, outOfBandEnabled: mode.withLock { $0.outOfBand }) {

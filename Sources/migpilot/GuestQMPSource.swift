@@ -26,6 +26,7 @@ final class GuestQMPSource: Sendable {
         var setupMs: Int64 = 0
         var totalMs: Int64?
         var postcopyAsked = false
+        var cancelAsked = false
         var last: MigrationStatus?
     }
     private let run = Mutex(Run())
@@ -71,7 +72,10 @@ final class GuestQMPSource: Sendable {
             return [:]
         }
         commands.register("migrate_cancel") { [self] _ throws(QMPError) in
-            let (s, engine) = run.withLock { ($0.state, $0.engine) }
+            let (s, engine) = run.withLock { r -> (MigrationState, EmbeddedMigration?) in
+                if r.state == .setup, r.engine == nil { r.cancelAsked = true }  // still connecting: cancelled once connected
+                return (r.state, r.engine)
+            }
             guard Self.inProgress(s), let engine else { return [:] }  // QEMU: nothing to cancel is not an error
             do { try engine.cancel(reason: "migrate_cancel") } catch { throw QMPError(.genericError, "\(error)") }
             return [:]
@@ -119,7 +123,7 @@ final class GuestQMPSource: Sendable {
         }
         let (s, engine) = try run.withLock { (r: inout Run) throws(QMPError) -> (MigrationState, EmbeddedMigration?) in
             guard r.state != .none else { throw QMPError(.genericError, "Postcopy must be started after migration has been started") }
-            guard !r.postcopyAsked else { throw QMPError(.genericError, "Postcopy is already started") }
+            // Asking twice is no error in QEMU either: the switch happens once.
             r.postcopyAsked = true
             return (r.state, r.engine)
         }
@@ -138,7 +142,14 @@ final class GuestQMPSource: Sendable {
             let v = settings.current
             try engine.setDowntimeLimit(seconds: Double(v.downtimeLimitMs) / 1000)
             try engine.setBandwidth(bytesPerSecond: v.maxBandwidth > 0 ? Double(v.maxBandwidth) : nil)
-            run.withLock { $0.engine = engine }
+            guard !run.withLock({ r -> Bool in
+                r.engine = engine
+                return r.cancelAsked
+            }) else {
+                channel.close()
+                finish(.cancelled, error: nil)
+                return
+            }
             try engine.start()
         } catch {
             finish(.failed, error: "\(error)")
