@@ -171,7 +171,9 @@ final class GuestQMPSource: Sendable {
                 emit("MIGRATION_PASS", ["pass": .integer(Int64(pass))])
             }
             if s.state != seen {
-                if [.device, .postcopyActive].contains(s.state), !stopped {
+                // The guest stopped here for the final copy or the switch (a short stop-and-copy
+                // may be over before it is seen: `completed` means it happened).
+                if [.device, .postcopyActive, .completed].contains(s.state), !stopped {
                     stopped = true
                     emit("STOP", nil)
                 }
