@@ -21,6 +21,12 @@ import Testing
         return (g, qmp)
     }
 
+    /// Ends a guest at once. SIGKILL, not SIGTERM: the test runner may start processes with
+    /// SIGTERM blocked, and a source guest would then run on until its --run-for.
+    func stop(_ process: Running) {
+        if process.process.isRunning { process.signal(SIGKILL) }
+    }
+
     func python(_ script: String, _ arguments: [String]) throws -> Running {
         try Running("/usr/bin/env", ["PYTHONPATH=\(Self.pythonPath)", "python3", Self.fixtures.appendingPathComponent(script).path] + arguments)
     }
@@ -29,9 +35,9 @@ import Testing
         try #require(FileManager.default.fileExists(atPath: Self.pythonPath + "/qemu/qmp/__init__.py"),
                      "qemu.qmp is missing: run scripts/ensure-python-packages.sh 'qemu.qmp==0.0.6' (make test does)")
         let (source, sourceQMP) = try guest([])
-        defer { source.process.terminate() }
+        defer { stop(source) }
         let (destination, destinationQMP) = try guest(["--incoming", "defer"], runFor: "2s")
-        defer { if destination.process.isRunning { destination.process.terminate() } }
+        defer { stop(destination) }
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("migpilot-qmp-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: work) }
@@ -61,7 +67,7 @@ import Testing
 
     @Test func garbageOnTheMonitorDoesNotDisturbARunningGuest() throws {
         let (g, qmp) = try guest([], runFor: "3s")
-        defer { if g.process.isRunning { g.process.terminate() } }
+        defer { stop(g) }
         let feed = try python("qmp-garbage.py", [qmp, "20261201"])
         #expect(feed.finish(30) == 0, "\(feed.stdout.suffix(5))\n\(feed.stderr)")
         let verdict = try #require(feed.stdout.last { $0.contains("\"alive\"") }, "\(feed.stderr)")
@@ -76,9 +82,9 @@ import Testing
 
     @Test func precopyOverQMPStopsOnQEMUsConvergenceCheckAndNeverSwitches() throws {
         let (source, sourceQMP) = try guest([], rate: 2000)
-        defer { source.process.terminate() }
+        defer { stop(source) }
         let (destination, destinationQMP) = try guest(["--incoming", "defer"], runFor: "1s", rate: 2000)
-        defer { if destination.process.isRunning { destination.process.terminate() } }
+        defer { stop(destination) }
         let stream = "unix:\(migrate.freshSocket())"
         let run = try python("qmp-precopy.py", [sourceQMP, destinationQMP, stream, stream, "converge"])
         #expect(run.finish(60) == 0, "\(run.stdout)\n\(run.stderr)\n\(source.stderr)\n\(destination.stderr)")
@@ -94,9 +100,9 @@ import Testing
 
     @Test func aBrokenLinkInPrecopyFailsTheMigrationAndTheSourceRunsOn() throws {
         let (source, sourceQMP) = try guest([])
-        defer { source.process.terminate() }
+        defer { stop(source) }
         let (destination, destinationQMP) = try guest(["--incoming", "defer"], runFor: "1s")
-        defer { if destination.process.isRunning { destination.process.terminate() } }
+        defer { stop(destination) }
         let socket = migrate.freshSocket()
         let (link, port) = try RecoveryCommandTests().proxy(to: "unix:\(socket)")
         defer { if link.process.isRunning { link.signal(SIGKILL) } }
