@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "PoliciesTests", dependencies: ["Policies", "Migration"], exclude: ["Malformed"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "Migration", "CUring"]),
         .testTarget(name: "MigrationEngineTests", dependencies: ["MigrationEngine", "Policies", "Transport", "Migration", "Traces", "CUring"]),
-        .testTarget(name: "QMPTests", dependencies: ["QMP", "Transport", "Migration"]),
+        .testTarget(name: "QMPTests", dependencies: ["QMP", "Transport", "Migration", "Traces"]),
         .testTarget(name: "WhatIfTests", dependencies: ["WhatIf", "Policies", "Traces", "Migration"]),
         .testTarget(name: "EndToEndTests", dependencies: ["migpilot"]),
     ],

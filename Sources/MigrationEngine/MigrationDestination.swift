@@ -1,3 +1,4 @@
+import Migration
 import Traces
 import Transport
 
@@ -35,6 +36,13 @@ public final class MigrationDestination: @unchecked Sendable {
     public private(set) var guest: Guest?
     /// Told of every break and recovery of the postcopy link, as a line for an operator.
     public var onLinkEvent: @Sendable (String) -> Void = { _ in }
+    /// Told of every change of the incoming migration's state, with QEMU's names (what a
+    /// destination's `query-migrate` says): `active` at the source's first `hello`,
+    /// `postcopy-active` at the switch and after each recovery, `postcopy-paused` when the
+    /// link breaks in postcopy, `postcopy-recover` when the source's next connection greets,
+    /// `completed` once `complete-ack` has gone (whatever the verdict), `failed` when `run`
+    /// is about to throw.
+    public var onStateChange: @Sendable (MigrationState) -> Void = { _ in }
     private let sendLock = Monitor()
     /// The connection in use; nil while the link is down (requests then wait in `PostcopyFaults`).
     private var current: StreamConnection?
@@ -69,10 +77,11 @@ public final class MigrationDestination: @unchecked Sendable {
                 channel.abort()
                 channel.close()
                 let paused = session.faults != nil && [.postcopy, .paused].contains(session.state.state)
-                guard paused, let reconnect else { throw error }
+                guard paused, let reconnect else { onStateChange(.failed); throw error }
                 session.state.connectionLost()
+                onStateChange(.postcopyPaused)
                 onLinkEvent("postcopy-paused: \(error); every page is kept, waiting for the source to reconnect")
-                channel = try reconnect()
+                do { channel = try reconnect() } catch { onStateChange(.failed); throw error }
             }
         }
     }
@@ -151,6 +160,7 @@ public final class MigrationDestination: @unchecked Sendable {
                     throw StreamError(.malformedPayload, reason)
                 }
                 try reply(.helloAck(version: version), &session.state, connection)
+                onStateChange(session.faults == nil ? .active : .postcopyRecover)
             case let .deviceState(p):
                 session.progress = p
             case let .stamps(start, sequences):
@@ -165,6 +175,7 @@ public final class MigrationDestination: @unchecked Sendable {
                 try startGuest(snapshot)
                 try reply(.postcopyStartAck, &session.state, connection)
                 sendLock.locked { resumed = connection }
+                onStateChange(.postcopyActive)
                 try watch()
             case .resume:
                 // The received bitmap, then the ack; then the requests that were lost with the link.
@@ -172,6 +183,7 @@ public final class MigrationDestination: @unchecked Sendable {
                 try reply(.receivedBitmap(faults.receivedRanges), &session.state, connection)
                 try reply(.resumeAck, &session.state, connection)
                 sendLock.locked { resumed = connection }
+                onStateChange(.postcopyActive)
                 session.recoveries += 1
                 onLinkEvent("postcopy-active: recovered (recovery \(session.recoveries)); \(faults.missingPages) pages still to come")
                 let waiting = faults.waitingRanges
@@ -190,6 +202,7 @@ public final class MigrationDestination: @unchecked Sendable {
                 session.faults?.stop()
                 try reply(.completeAck(verified: verified, detail: detail), &session.state, connection)
                 if session.faults == nil, verified { try startGuest(try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived)) }
+                onStateChange(.completed)
                 return DestinationReport(pagesReceived: session.received, verified: verified, detail: detail, postcopy: session.faults != nil,
                                          remoteFaults: session.faults?.remoteFaults ?? 0, recoveries: session.recoveries)
             case .abort(let reason):

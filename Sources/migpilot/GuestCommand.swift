@@ -21,30 +21,48 @@ struct GuestCommand: ParsableCommand {
             hotset:rate=N[,hot=F][,share=F], zipf:rate=N[,s=X], sweep:rate=N (each
             takes seed=N), trace:FILE[,speed=X] (a recorded trace in real time).
 
+            With --qmp, the guest answers QMP on that socket as a QEMU would, as
+            the source or (with --incoming) the destination of a migration driven by
+            QEMU's own commands: migrate-set-capabilities, migrate-set-parameters,
+            migrate, migrate-incoming, migrate-start-postcopy, migrate-pause,
+            migrate-recover, query-migrate, query-status, calc-dirty-rate … Nothing
+            is decided for the client: a broken postcopy link waits postcopy-paused
+            for migrate-recover and migrate resume=true (docs/qmp.md).
+
             Examples:
               migpilot guest --memory 1GiB --workload zipf:rate=50000 --run-for 10s
               migpilot guest --incoming tcp:0.0.0.0:4444 --memory 256MiB \\
                   --workload uniform:rate=20000
+              migpilot guest --qmp unix:/run/src.qmp --memory 256MiB --workload uniform:rate=20000
+              migpilot guest --qmp unix:/run/dst.qmp --incoming defer --memory 256MiB \\
+                  --workload uniform:rate=20000
+              (then, e.g. with qemu.qmp or socat: migrate-incoming {"uri": "tcp:0.0.0.0:4444"}
+              on dst.qmp, migrate {"uri": "tcp:HOST:4444"} on src.qmp)
             """
     )
 
     @Option(help: "Guest memory, e.g. 256MiB.", transform: Parse.byteCount) var memory: ByteCount
     @Option(help: "Workload (repeatable); see above.") var workload: [String]
-    @Option(help: "Receive a migration first: tcp:HOST:PORT, unix:PATH or stdio.") var incoming: String?
+    @Option(help: "Receive a migration first: tcp:HOST:PORT, unix:PATH or stdio; with --qmp also defer (wait for migrate-incoming).") var incoming: String?
+    @Option(help: "Answer QMP (QEMU's monitor protocol) on this socket: unix:PATH or tcp:HOST:PORT.") var qmp: String?
     @OptionGroup var destinationMemory: DestinationMemoryOptions
     @Option(help: "Run this long, then stop (default: until interrupted).", transform: Parse.timeSpan) var runFor: TimeSpan?
 
     func validate() throws {
         guard !workload.isEmpty else { throw ValidationError("expected at least one --workload, e.g. --workload uniform:rate=20000") }
         for w in workload { do { _ = try GuestWorkload(parsing: w) } catch { throw ValidationError("--workload: \(error)") } }
-        if let incoming { do { _ = try MigrationURI(parsing: incoming) } catch { throw ValidationError("--incoming: \(error)") } }
+        if let qmp { do { _ = try MigrationURI(parsing: qmp) } catch { throw ValidationError("--qmp: \(error)") } }
+        if incoming == "defer", qmp == nil { throw ValidationError("--incoming defer waits for QMP's migrate-incoming: give --qmp unix:PATH too") }
+        if let incoming, incoming != "defer" { do { _ = try MigrationURI(parsing: incoming) } catch { throw ValidationError("--incoming: \(error)") } }
         if destinationMemory.prealloc, incoming == nil { throw ValidationError("--mem-prealloc applies to a guest started with --incoming") }
     }
 
     func run() throws {
         let workloads = try workload.map { try GuestWorkload(parsing: $0) }
         let guest: Guest
-        if let incoming {
+        if let qmp {
+            guest = try runWithQMP(try MigrationURI(parsing: qmp), workloads: workloads)
+        } else if let incoming {
             guard let running = try receiveMigration(uri: incoming, memory: memory, options: destinationMemory, workloads: workloads).guest else {
                 throw fail("the destination's guest did not start", ExitCode.failure)
             }

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Migration
+import Synchronization
 import Testing
 import Traces
 import Transport
@@ -35,6 +36,8 @@ import Transport
         defer { listener.close() }
         let destination = MigrationDestination(memory: try GuestMemory(bytes: 16 << 20), workloads: workloads)
         defer { destination.guest?.stop() }
+        let states = Mutex<[MigrationState]>([])
+        destination.onStateChange = { state in states.withLock { $0.append(state) } }
         let result = Box<Result<DestinationReport, any Error>>()
         let done = DispatchSemaphore(value: 0)
         DispatchQueue.global().async {
@@ -63,6 +66,8 @@ import Transport
         #expect(engine.status.state == .completed)
         #expect(engine.destinationVerified == true, "\(engine.destinationDetail ?? "")")
         #expect(report.verified && report.postcopy)
+        // The destination told its states with QEMU's names, in order.
+        #expect(states.withLock { $0 } == [.active, .postcopyActive, .completed])
         #expect(engine.postcopySeconds != nil)
         let downtime = try #require(engine.status.downtimeSeconds), postcopy = try #require(engine.postcopySeconds)
         #expect(downtime < postcopy)
