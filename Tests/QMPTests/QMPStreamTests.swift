@@ -51,7 +51,7 @@ import Testing
 
     @Test func whatIsWrittenParsesBackTheSame() throws {
         let value: JSONValue = ["return": ["status": "active", "ram": ["total": .integer(1 << 40), "mbps": 812.5]],
-                                "id": "a\"b\\c\u{1}", "list": [nil, true, false]]
+                                "id": "a\"b\\c\u{1}", "list": [.null, true, false]]
         #expect(try JSONParser.parse(value.description) == value)
     }
 }
