@@ -272,6 +272,11 @@ public final class SimulatedMigration: MigrationControl {
     private func send(budget: inout Double, stopAtRemaining: UInt64?) -> Double {
         var spent = 0.0
         let words = toSend.words.count
+        // Moved out for the loop and back (as in `apply`): a class property written per word
+        // pays a dynamic exclusivity check each time.
+        var landed = PageBitmap()
+        swap(&landed, &self.landed)
+        defer { swap(&landed, &self.landed) }
         while cursor < words, budget > 0 {
             let word = toSend.words[cursor]
             if word == 0 { cursor += 1; continue }
@@ -342,7 +347,9 @@ public final class SimulatedMigration: MigrationControl {
             intervalPages = pages
             let whole = fraction >= 1 - 1e-9
             let due = whole ? pages : min(pages, Int((Double(pages) * fraction).rounded(.up)))
+            let before = guestTime
             apply(masks, pages: due - appliedInInterval)
+            if guestTime < before { continue }  // stopped on a fault: where it is now says what is due
             guard whole else { return }
             nextInterval += 1
             restartInterval()
@@ -373,7 +380,13 @@ public final class SimulatedMigration: MigrationControl {
             swap(&log, &dirty)
             swap(&data, &holdsData)
         case .postcopyActive, .postcopyPaused, .postcopyRecover:
-            take(pages, of: masks) { fault($0) }
+            // A vCPU (the engine's replay thread, the QEMU test guest's one vCPU) stops at a
+            // missing page until it has come, a round trip and its transfer, and touches
+            // nothing meanwhile: the guest's clock loses that wait, and the word that faulted
+            // is the last it gets to now.
+            let before = faultStallSeconds
+            take(pages, of: masks, until: { self.faultStallSeconds > before }) { fault($0) }
+            guestTime -= faultStallSeconds - before
         default:
             take(pages, of: masks) { _ in }  // the guest is stopped: only its place in the trace moves
         }
@@ -381,10 +394,10 @@ public final class SimulatedMigration: MigrationControl {
 
     /// Hands the next `pages` pages of `masks` to `wrote`, a word at a time, and moves the
     /// interval's cursor past them (kept in locals during the loop, for the same reason).
-    private func take(_ pages: Int, of masks: [WordMask], _ wrote: (WordMask) -> Void) {
+    private func take(_ pages: Int, of masks: [WordMask], until stop: () -> Bool = { false }, _ wrote: (WordMask) -> Void) {
         var left = pages
         var cursor = maskCursor, taken = maskTaken, applied = appliedInInterval
-        while left > 0, cursor < masks.count {
+        while left > 0, cursor < masks.count, !stop() {
             let w = masks[cursor]
             var open = w.mask & ~taken
             var take: UInt64
