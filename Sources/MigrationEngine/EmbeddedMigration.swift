@@ -518,6 +518,9 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         }
     }
 
+    /// Pages of one background push chunk in postcopy: what a requested page may queue behind.
+    static let pushChunkPages: UInt64 = 64
+
     /// Pushes every pending page (requested ones first), then `complete`, and waits for the
     /// destination's verdict. Throws when the link breaks.
     private func push(_ pending: inout PageBitmap, queue next: inout ArraySlice<PageRange>, allPagesSent: () -> Void) throws {
@@ -534,11 +537,15 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                 for run in take(asked, from: &pending) { try sendChunk(run) }
                 try connection.flush()
             } else if var range = next.first {
-                let chunk = PageRange(start: range.start, count: min(range.count, 256))
+                let chunk = PageRange(start: range.start, count: min(range.count, Self.pushChunkPages))
                 range.start += chunk.count
                 range.count -= chunk.count
                 if range.count == 0 { next.removeFirst() } else { next[next.startIndex] = range }
                 for run in take([chunk], from: &pending) { try sendChunk(run) }
+                // Each chunk leaves at once: a requested page queued behind megabytes of encoded
+                // push data would wait for the destination to install all of them first
+                // (≈ 2.7 ms a fault at 1 Gbit/s with 4 MiB batches).
+                try connection.flush()
             }
             monitor.locked { remaining = pending.count }
             try paceAndMeasure()
