@@ -17,6 +17,15 @@ public enum MigrationEvent: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey { case event, pendingPages = "pending_pages", reason }
 
+    /// The dirty bitmap was synced: a pass ended, or a completion was refused after the exact
+    /// sync. A new period of dirtying starts.
+    public var isSync: Bool {
+        switch self {
+        case .passCompleted, .completionRefused: true
+        default: false
+        }
+    }
+
     public var name: String {
         switch self {
         case .passCompleted: "pass-completed"

@@ -33,30 +33,18 @@ public struct ModelEstimator: Estimator {
         // dirty-pages-rate is that count over the period): its sample, even from a backend
         // that cannot count them during the period (QEMU reads its bitmap only at a sync).
         let syncAt = s.elapsedSeconds - s.secondsSinceSync
-        let synced = o.events.contains { event in
-            switch event {
-            case .passCompleted, .completionRefused: true
-            default: false
-            }
-        }
         if o.events.contains(.passCompleted), let previous = lastSyncAt, syncAt - previous > 0, s.dirtyPagesRate > 0 {
             dirty.append(DirtySample(elapsedSeconds: syncAt - previous, pages: s.dirtyPagesRate * (syncAt - previous)))
         }
-        if synced || lastSyncAt == nil { lastSyncAt = syncAt }
+        if o.events.contains(where: \.isSync) || lastSyncAt == nil { lastSyncAt = syncAt }
         if s.secondsSinceSync > 0 {
             dirty.append(DirtySample(elapsedSeconds: s.secondsSinceSync, pages: Double(s.dirtyPagesSinceSync)))
-            if dirty.count > Self.maxSamples { dirty.removeFirst(dirty.count - Self.maxSamples) }
         }
+        if dirty.count > Self.maxSamples { dirty.removeFirst(dirty.count - Self.maxSamples) }
         transfers.append(TransferSample(seconds: s.elapsedSeconds, bytes: Double(s.transferredBytes)))
         if transfers.count > Self.maxSamples { transfers.removeFirst(transfers.count - Self.maxSamples) }
-        // Decision points: every sync (a pass ended, or a completion was refused after the exact
-        // sync) and the moment what is pending fits the downtime limit.
-        let decisionPoint = o.events.contains { event in
-            switch event {
-            case .passCompleted, .pendingBelowThreshold, .completionRefused: true
-            default: false
-            }
-        }
+        // Decision points: every sync and the moment what is pending fits the downtime limit.
+        let decisionPoint = o.events.contains { $0.isSync || $0 == .pendingBelowThreshold }
         guard decisionPoint || lastAssessment == nil else { return lastAssessment }
         lastAssessment = assessment(s)
         return lastAssessment

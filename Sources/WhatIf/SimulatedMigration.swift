@@ -280,7 +280,7 @@ public final class SimulatedMigration: MigrationControl {
         while cursor < words, budget > 0 {
             let word = toSend.words[cursor]
             if word == 0 { cursor += 1; continue }
-            let data = holdsData.map { cursor < $0.words.count ? $0.words[cursor] : 0 } ?? ~0
+            let data = dataWord(cursor)
             let n = UInt64(word.nonzeroBitCount)
             let wordCost = Double((word & data).nonzeroBitCount) * pageCost + Double((word & ~data).nonzeroBitCount) * zeroCost
             let floor = stopAtRemaining ?? 0
@@ -429,7 +429,7 @@ public final class SimulatedMigration: MigrationControl {
         guard index < toSend.words.count else { return }
         let hit = toSend.words[index] & w.mask
         guard hit != 0 else { return }
-        let data = holdsData.map { index < $0.words.count ? $0.words[index] : 0 } ?? ~0
+        let data = dataWord(index)
         let n = UInt64(hit.nonzeroBitCount)
         let bytes = Double((hit & data).nonzeroBitCount) * pageCost + Double((hit & ~data).nonzeroBitCount) * zeroCost
         toSend.remove(mask: hit, inWord: index)
@@ -499,8 +499,7 @@ public final class SimulatedMigration: MigrationControl {
     private func freshDataPages(in set: PageBitmap) -> Int {
         var pages = 0
         for i in set.words.indices where set.words[i] != 0 {
-            let data = holdsData.map { i < $0.words.count ? $0.words[i] : 0 } ?? ~0
-            pages += (set.words[i] & data & ~landedWord(i)).nonzeroBitCount
+            pages += (set.words[i] & dataWord(i) & ~landedWord(i)).nonzeroBitCount
         }
         return pages
     }
@@ -511,6 +510,9 @@ public final class SimulatedMigration: MigrationControl {
     }
 
     private func landedWord(_ i: Int) -> UInt64 { i < landed.words.count ? landed.words[i] : 0 }
+
+    /// Word `i` of the pages holding data (all of them when the trace does not say).
+    private func dataWord(_ i: Int) -> UInt64 { holdsData.map { i < $0.words.count ? $0.words[i] : 0 } ?? ~0 }
 
     private func cost(of set: PageBitmap) -> Double {
         guard let data = holdsData else { return Double(set.count) * pageCost }

@@ -157,7 +157,8 @@ final class GuestQMPSource: Sendable {
         }
         var seen = MigrationState.setup, pass = 0, stopped = false, broke: String?
         while true {
-            guard let o = try? engine.nextObservation(within: 0.1) else { continue }
+            // The engine's observations do not fail; if one did, retrying would only spin.
+            guard let o = try? engine.nextObservation(within: 0.1) else { break }
             let s = o.status
             for case .channelBroken(let reason) in o.events { broke = reason }
             let askPostcopy = run.withLock { r -> Bool in
