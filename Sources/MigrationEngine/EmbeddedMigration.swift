@@ -14,7 +14,8 @@ public struct EngineError: Error, CustomStringConvertible, Sendable {
 /// channel with QEMU's mechanics: pass 1 sends every page, each next pass what the dirty
 /// tracker saw written; the `pending-below-threshold` event fires when what is left of a pass
 /// fits the downtime limit at the measured bandwidth; `complete` closes the pass, syncs, and
-/// stops the guest for the final copy only if the pending pages fit. `startPostcopy` stops the
+/// stops the guest for the final copy only if the pending pages fit, and otherwise goes on
+/// from where the pass had got to, wrapping around, as QEMU does. `startPostcopy` stops the
 /// guest at the next chunk, sends its device state, stamps and the stale pages to drop, and
 /// once the destination runs the guest pushes the rest in the background, pages the
 /// destination's guest faulted on first (a return-path thread reads its requests).
@@ -290,7 +291,8 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                     try stopAndCopy(pending: &pending)
                     return
                 }
-                ranges = pending.ranges(clearing: true)[...]
+                // The next pass goes on from where this one had got to, as QEMU's does.
+                ranges = pending.ranges(clearing: true).rotated(at: ranges.first?.start ?? 0)[...]
                 sentInPass = 0
                 thresholdReported = false
                 let next = monitor.locked { () -> Int in

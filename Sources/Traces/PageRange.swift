@@ -31,6 +31,20 @@ extension Array where Element == PageRange {
         }
         return out
     }
+
+    /// The same sorted ranges, begun at `position` and wrapped around: first the pages at or
+    /// after it, then those before. A pass that syncs before its end goes on from where it was,
+    /// as QEMU's does (its `last_seen_block` and `last_page` outlive a sync), rather than start
+    /// again at page 0 and leave the top of memory for last every time.
+    public func rotated(at position: UInt64) -> [PageRange] {
+        guard let split = firstIndex(where: { $0.end > position }), self[split].start < position || split > 0 else { return self }
+        var head = Array(self[split...]), tail = Array(self[..<split])
+        if head[0].start < position {
+            tail.append(PageRange(start: head[0].start, count: position - head[0].start))
+            head[0] = PageRange(start: position, count: head[0].end - position)
+        }
+        return head + tail
+    }
 }
 
 extension Sequence where Element == PageRange {

@@ -3,7 +3,9 @@ import Traces
 
 /// A migration of a trace's guest over a modelled link, on a virtual clock: the what-if
 /// backend. Page-level, with QEMU's mechanics: pass 1 sends every page (a zero page costs only
-/// its header); the guest's writes mark a dirty bitmap that a sync turns into the next pass;
+/// its header); the guest's writes mark a dirty bitmap that a sync turns into the next pass,
+/// which goes on from where the last one had got to (a sync before the end of a pass, when a
+/// completion is refused, does not send the sender back to page 0), wrapping around;
 /// stop-and-copy sends what is pending with the guest stopped; postcopy starts the guest on the
 /// destination, pushes the rest in address order and serves a page the guest touches first
 /// as a remote fault (a round trip plus its transfer); a broken channel pauses postcopy until
@@ -277,7 +279,8 @@ public final class SimulatedMigration: MigrationControl {
         var landed = PageBitmap()
         swap(&landed, &self.landed)
         defer { swap(&landed, &self.landed) }
-        while cursor < words, budget > 0 {
+        while budget > 0, toSend.count > (stopAtRemaining ?? 0) {
+            if cursor >= words { cursor = 0 }  // wraps around to what was dirtied behind it
             let word = toSend.words[cursor]
             if word == 0 { cursor += 1; continue }
             let data = dataWord(cursor)
@@ -318,7 +321,6 @@ public final class SimulatedMigration: MigrationControl {
         if elapsed > 0 { lastPassDirtyRate = Double(dirty.count) / elapsed }
         toSend.formUnion(dirty)
         dirty.removeAll()
-        cursor = 0
         lastSync = time
         pass += 1
         thresholdReported = false

@@ -172,3 +172,23 @@ import Testing
         #expect(runs.runCount == 2)
     }
 }
+
+@Suite struct PageRangeRotationTests {
+    let ranges = [PageRange(start: 0, count: 10), PageRange(start: 20, count: 10), PageRange(start: 50, count: 5)]
+
+    @Test func beginsAtThePositionAndWrapsAround() {
+        // Inside a range: that range splits.
+        #expect(ranges.rotated(at: 25) == [PageRange(start: 25, count: 5), PageRange(start: 50, count: 5),
+                                           PageRange(start: 0, count: 10), PageRange(start: 20, count: 5)])
+        // Between ranges: the next range leads.
+        #expect(ranges.rotated(at: 40) == [PageRange(start: 50, count: 5), PageRange(start: 0, count: 10), PageRange(start: 20, count: 10)])
+        #expect(ranges.rotated(at: 40).pageCount == ranges.pageCount)
+    }
+
+    @Test func atTheStartOrPastTheEndItIsUnchanged() {
+        #expect(ranges.rotated(at: 0) == ranges)
+        #expect(ranges.rotated(at: 55) == ranges)
+        #expect(ranges.rotated(at: 1_000) == ranges)
+        #expect([PageRange]().rotated(at: 7) == [])
+    }
+}
