@@ -198,7 +198,7 @@ public final class MigrationDestination: @unchecked Sendable {
                 // skips them rather than read-fault each fresh page in (about 1 µs a page here,
                 // inside the downtime). After postcopy the fault thread keeps that set.
                 let (verified, detail) = verify(stamps: session.stamps, arrived: session.stampsArrived, missing: session.faults?.missingPages ?? 0,
-                                                knownZero: session.faults?.untouchedPages ?? session.untouched(of: memory.pageCount))
+                                                knownZero: { [session, pageCount = memory.pageCount] in session.faults?.untouchedPages ?? session.untouched(of: pageCount) })
                 session.faults?.stop()
                 try reply(.completeAck(verified: verified, detail: detail), &session.state, connection)
                 if session.faults == nil, verified { try startGuest(try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived)) }
@@ -254,17 +254,19 @@ public final class MigrationDestination: @unchecked Sendable {
     /// Every page's stamp against the source's final stamps — after postcopy, against the
     /// guest's own table, which started from them and has every write made here since. Without
     /// stamps (a version 2 source) only the stamps' integrity can be checked.
-    private func verify(stamps: [UInt64]?, arrived: UInt64, missing: UInt64, knownZero: PageBitmap?) -> (Bool, String) {
+    /// `knownZero` is taken only once the guest here is paused: a page it touches first while
+    /// still running leaves that set, and a copy taken before would count its write as lost.
+    private func verify(stamps: [UInt64]?, arrived: UInt64, missing: UInt64, knownZero: () -> PageBitmap?) -> (Bool, String) {
         if missing > 0 { return (false, "the source completed with \(missing) pages never sent") }
         let bad: [UInt64]
         var what = "checked against the source's final stamps"
         if let guest {
             guest.pause()
             defer { guest.resume() }
-            bad = guest.mismatches(in: memory, knownZero: knownZero)
+            bad = guest.mismatches(in: memory, knownZero: knownZero())
             what = "checked against the source's stamps and the writes made here since"
         } else if let stamps, arrived >= memory.pageCount {
-            bad = Guest.mismatches(in: memory, expected: stamps, knownZero: knownZero)
+            bad = Guest.mismatches(in: memory, expected: stamps, knownZero: knownZero())
         } else {
             bad = (0..<memory.pageCount).filter { PageStamp.read(from: memory.pointer(page: $0)) == .corrupt }
             what = "stamps intact (the source sent no final stamps)"
