@@ -2,6 +2,7 @@
 // that glibc hides behind _GNU_SOURCE.
 #define _GNU_SOURCE
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -26,6 +27,31 @@ long mp_process_vm_readv(int pid, const struct mp_iovec *local, unsigned long lo
                          const struct mp_iovec *remote, unsigned long remote_count) {
     return process_vm_readv(pid, (const struct iovec *)local, local_count,
                             (const struct iovec *)remote, remote_count, 0);
+}
+
+long mp_discard_ranges(const struct mp_iovec *ranges, unsigned long count) {
+    int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (pidfd < 0) return -1;
+    long total = 0;
+    for (unsigned long i = 0; i < count; i += 1024) {
+        unsigned long n = count - i < 1024 ? count - i : 1024;
+        size_t want = 0;
+        for (unsigned long j = i; j < i + n; j++) want += ranges[j].length;
+        long done;
+        do {
+            done = syscall(SYS_process_madvise, pidfd, (const struct iovec *)(ranges + i), n, MADV_DONTNEED, 0);
+        } while (done < 0 && errno == EINTR);
+        if (done < 0) {
+            int saved = errno;
+            close(pidfd);
+            errno = saved;
+            return -1;
+        }
+        total += done;
+        if ((size_t)done < want) break;
+    }
+    close(pidfd);
+    return total;
 }
 
 // userfaultfd with O_CLOEXEC | O_NONBLOCK; user-mode faults only (no privilege needed).

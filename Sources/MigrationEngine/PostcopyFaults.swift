@@ -39,8 +39,8 @@ final class PostcopyFaults: @unchecked Sendable {
         received = PageBitmap(pages: memory.pageCount)
         received.insertAll(below: memory.pageCount)
         requested = PageBitmap(pages: memory.pageCount)
+        try Sys.discard(stale, of: memory.base, pageSize: memory.pageSize)
         for r in stale {
-            try Sys.discard(memory.pointer(page: r.start), Int(r.count) * memory.pageSize)
             received.remove(r)
             self.untouched.remove(r)
         }

@@ -24,9 +24,20 @@ enum Sys {
         _ = try systemCall("madvise(MADV_POPULATE_WRITE)") { madvise(base, size, 23 /* MADV_POPULATE_WRITE */) }
     }
 
-    /// Drops the pages of the range (MADV_DONTNEED): the next touch finds them missing.
-    static func discard(_ base: UnsafeMutableRawPointer, _ size: Int) throws(SystemCallError) {
-        _ = try systemCall("madvise(MADV_DONTNEED)") { madvise(base, size, MADV_DONTNEED) }
+    /// Drops the pages of `runs` (pages of `pageSize` bytes from `base`; MADV_DONTNEED): the
+    /// next touch finds them missing. Batched through process_madvise, one TLB flush for up to
+    /// 1,024 runs: a madvise a run costs 5 µs here, 15 µs while another thread of this process
+    /// runs on the other CPU (each flush an IPI), against 3.8 µs batched either way (8,600 runs
+    /// of 13 pages). Where the kernel does not let a process so advise itself (before 6.13),
+    /// or a batch stops short, the runs go one madvise each (dropping a page twice is harmless).
+    static func discard(_ runs: [PageRange], of base: UnsafeMutableRawPointer, pageSize: Int) throws(SystemCallError) {
+        guard !runs.isEmpty else { return }
+        let iovecs = runs.map { mp_iovec(base: base + Int($0.start) * pageSize, length: Int($0.count) * pageSize) }
+        let wanted = runs.reduce(0) { $0 + Int($1.count) * pageSize }
+        if mp_discard_ranges(iovecs, UInt(iovecs.count)) == wanted { return }
+        for v in iovecs {
+            _ = try systemCall("madvise(MADV_DONTNEED)") { madvise(v.base, v.length, MADV_DONTNEED) }
+        }
     }
 
     // MARK: userfaultfd and PAGEMAP_SCAN

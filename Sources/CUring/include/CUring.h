@@ -109,6 +109,13 @@ struct mp_iovec {
 long mp_process_vm_readv(int pid, const struct mp_iovec *local, unsigned long local_count,
                          const struct mp_iovec *remote, unsigned long remote_count);
 
+/// MADV_DONTNEED of `count` ranges of this process's memory through process_madvise(2), in
+/// batches of up to 1,024 ranges (UIO_MAXIOV): the kernel flushes the TLB once a batch rather
+/// than once a range, which matters when another thread of the process runs on another CPU
+/// (every flush is then an IPI). Linux 6.13+ lets a process so advise itself. Returns the bytes
+/// advised (less than asked when a batch stopped early), or -1 with errno set.
+long mp_discard_ranges(const struct mp_iovec *ranges, unsigned long count);
+
 // MARK: time
 
 /// CLOCK_MONOTONIC in nanoseconds (the clock the engine's condition variables wait on).
