@@ -147,7 +147,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
             remaining = memory.pageCount
             events.append(.stateChanged)
         }
-        DispatchQueue.global().async { [self] in
+        try Sys.startDetachedThread { [self] in
             do { try send() } catch {
                 // Before the hand-over nothing is lost: the guest goes on here.
                 if !monitor.locked({ handedOver }) { guest.resume() }
@@ -391,7 +391,10 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         monitor.broadcast()
     }
 
-    /// Sleeps as long as the bytes sent so far are ahead of `cap` bytes per second.
+    /// Sleeps as long as the bytes sent so far are ahead of `cap` bytes per second (at most a
+    /// second a call), in slices of at most 100 ms with the keep-alive between them: in
+    /// postcopy a burst of requested pages can put the sender most of a second ahead of a low
+    /// cap, and a link that carried no ping for that long would look dead to the watchdogs.
     private func pace(_ cap: Double) throws {
         try connection.flush()
         let (sent, origin) = monitor.locked { (transferred, paceOrigin) }
@@ -399,7 +402,13 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         let due = origin.nanoseconds + UInt64(Double(sent - origin.bytes) / cap * 1e9)
         let now = Self.now()
         if due > now {
-            Sys.sleep(nanoseconds: min(due - now, 1_000_000_000))
+            let until = min(due, now + 1_000_000_000)
+            var t = now
+            while t < until {
+                Sys.sleep(nanoseconds: min(until - t, 100_000_000))
+                try sendKeepAlive()
+                t = Self.now()
+            }
         } else if now - due > 100_000_000 {
             // Behind by more than 100 ms (the sender was starved): start counting again rather
             // than burst above the cap to catch up.
@@ -526,7 +535,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     /// Pushes every pending page (requested ones first), then `complete`, and waits for the
     /// destination's verdict. Throws when the link breaks.
     private func push(_ pending: inout PageBitmap, queue next: inout ArraySlice<PageRange>, allPagesSent: () -> Void) throws {
-        DispatchQueue.global().async { [self, connection] in readReturnPath(connection) }
+        try Sys.startDetachedThread { [self, connection] in readReturnPath(connection) }
         while pending.count > 0 {
             let (asked, broken) = monitor.locked { () -> ([PageRange], String?) in
                 defer { urgent.removeAll() }

@@ -148,6 +148,13 @@ enum Sys {
     }
 
     static func join(_ thread: pthread_t) { _ = pthread_join(thread, nil) }
+
+    /// A thread of its own for work that blocks for as long as a migration lasts (a sender, a
+    /// stream reader), detached: whoever waits for it waits on what it signals. Not Dispatch's
+    /// global queue, whose pool other blocking work can hold up for most of a second.
+    static func startDetachedThread(_ body: @escaping @Sendable () -> Void) throws(SystemCallError) {
+        _ = pthread_detach(try startThread(body))
+    }
 }
 
 /// A mutex with one condition variable (pthread), for threads that park and wake each other.
