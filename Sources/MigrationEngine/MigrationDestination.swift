@@ -200,8 +200,10 @@ public final class MigrationDestination: @unchecked Sendable {
                 let (verified, detail) = verify(stamps: session.stamps, arrived: session.stampsArrived, missing: session.faults?.missingPages ?? 0,
                                                 knownZero: { [session, pageCount = memory.pageCount] in session.faults?.untouchedPages ?? session.untouched(of: pageCount) })
                 session.faults?.stop()
-                try reply(.completeAck(verified: verified, detail: detail), &session.state, connection)
+                // The guest runs here before the source hears that it may stop for good: the
+                // downtime the source measures ends when this guest resumes, as postcopy's does.
                 if session.faults == nil, verified { try startGuest(try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived)) }
+                try reply(.completeAck(verified: verified, detail: detail), &session.state, connection)
                 onStateChange(.completed)
                 return DestinationReport(pagesReceived: session.received, verified: verified, detail: detail, postcopy: session.faults != nil,
                                          remoteFaults: session.faults?.remoteFaults ?? 0, recoveries: session.recoveries)
