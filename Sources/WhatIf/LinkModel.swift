@@ -50,14 +50,16 @@ public struct LinkModel: Sendable, Equatable {
 /// real downtime tens of milliseconds where the pages alone take one or two. Both switches send
 /// the device state and every guest page's stamp (`stampBytesPerPage`, on the wire at the
 /// switchover rate) and wait for an answer (a round trip, `LinkModel.roundTripSeconds`); a
-/// stop-and-copy's destination checks every page's stamp before it answers complete-ack; a
-/// switch to postcopy's destination drops the stale pages, one `madvise` per run, and registers
+/// stop-and-copy's destination checks the stamp of every page it holds data in before it
+/// answers complete-ack; a switch to postcopy's destination drops the stale pages (batched
+/// `process_madvise`, a cost per run and per page it held), and registers
 /// userfaultfd before it answers postcopy-start-ack. docs/model.md ("Switchover") gives the
 /// formulas and the measurements behind `embeddedEngine`.
 public struct SwitchoverCost: Sendable, Equatable {
     /// Either switch: stopping the guest, the last dirty-log collect, the device state's frames.
     public var fixedSeconds: Double
-    /// Stop-and-copy, per guest page: the destination checking the page's stamp.
+    /// Stop-and-copy, per page the destination holds data in (the pages it never wrote are
+    /// known zero and skipped): the destination checking the page's stamp.
     public var checkSecondsPerPage: Double
     /// Switch to postcopy: the destination's userfaultfd registration and guest start.
     public var postcopyFixedSeconds: Double

@@ -123,8 +123,10 @@ public final class SimulatedMigration: MigrationControl {
         // destination checks every page, then it runs.
         let work = link.switchoverCost
         let bytes = cost(of: toSend) + stampBytes
-        let stop = bytes / switchoverBandwidth + link.roundTripSeconds + work.fixedSeconds + Double(workload.pageCount) * work.checkSecondsPerPage
-            + Double(freshDataPages(in: toSend)) * work.firstTouchSecondsPerPage
+        // The destination checks the pages it holds data in: those it had and those landing now.
+        let fresh = freshDataPages(in: toSend)
+        let stop = bytes / switchoverBandwidth + link.roundTripSeconds + work.fixedSeconds + Double(Int(landed.count) + fresh) * work.checkSecondsPerPage
+            + Double(fresh) * work.firstTouchSecondsPerPage
         transferred += bytes
         toSend.removeAll()
         time += stop

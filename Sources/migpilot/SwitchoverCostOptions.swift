@@ -11,13 +11,13 @@ struct SwitchoverCostOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Either switch: fixed time with the guest stopped (pause, last dirty-log collect, device state); default \(TimeSpan(seconds: engine.fixedSeconds)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var switchoverFixed = TimeSpan(seconds: engine.fixedSeconds)
-    @Option(help: ArgumentHelp("Stop-and-copy: time per guest page for the destination's stamp check before it answers; default \(TimeSpan(seconds: engine.checkSecondsPerPage)).",
+    @Option(help: ArgumentHelp("Stop-and-copy: time per page the destination holds data in, for its stamp check before it answers; default \(TimeSpan(seconds: engine.checkSecondsPerPage)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var switchoverCheckPerPage = TimeSpan(seconds: engine.checkSecondsPerPage)
     @Option(help: ArgumentHelp("Switch to postcopy: fixed time at the destination (userfaultfd registration, guest start); default \(TimeSpan(seconds: engine.postcopyFixedSeconds)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var postcopySwitchFixed = TimeSpan(seconds: engine.postcopyFixedSeconds)
-    @Option(help: ArgumentHelp("Switch to postcopy: time per run of stale pages the destination drops (one madvise each); default \(TimeSpan(seconds: engine.secondsPerStaleRun)).",
+    @Option(help: ArgumentHelp("Switch to postcopy: time per run of stale pages the destination drops (process_madvise, batched); default \(TimeSpan(seconds: engine.secondsPerStaleRun)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var postcopySwitchPerRun = TimeSpan(seconds: engine.secondsPerStaleRun)
     @Option(help: ArgumentHelp("Switch to postcopy: time per stale page the destination holds (freeing it); default \(TimeSpan(seconds: engine.secondsPerStalePage)).",

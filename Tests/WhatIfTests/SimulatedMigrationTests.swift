@@ -236,7 +236,7 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
         #expect(sim.remoteFaults > 1_000, "\(sim.remoteFaults) faults")
     }
 
-    @Test func aStopAndCopyPaysItsFixedPartItsPendingPagesAndAStampCheckPerGuestPage() throws {
+    @Test func aStopAndCopyPaysItsFixedPartItsPendingPagesAndAStampCheckPerPageItHolds() throws {
         // 8,000 data pages pending of a 10,000-page guest: the pages and every page's stamp at
         // the switchover rate, a round trip, the fixed part and the destination's check of all
         // 10,000 pages.
@@ -254,6 +254,22 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
         let downtime = try #require(sim.downtime)
         #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s (postcopy's terms must not count)")
         #expect(sim.status.transferredBytes - before == UInt64(8_000 * pageCost + 10_000 * 8))
+    }
+
+    @Test func aStopAndCopyChecksOnlyThePagesTheDestinationHoldsDataIn() throws {
+        // A guest of 10,000 zero pages and a check of 1 ms a page: the destination never wrote
+        // any page, so it checks none (the engine skips pages nothing wrote there).
+        let work = SwitchoverCost(fixedSeconds: 0.004, checkSecondsPerPage: 0.001, stampBytesPerPage: 8)
+        let link = LinkModel(bandwidthBytesPerSecond: 1e6, switchoverBytesPerSecond: 1e8, roundTripSeconds: 0.001, switchoverCost: work)
+        let sim = SimulatedMigration(workload: try syntheticWorkload(pages: 10_000, rate: 0, initiallyZero: true), link: link)
+        try sim.start()
+        _ = try run(sim, step: 0.01) { $0.status.elapsedSeconds >= 0.04 - 1e-9 }
+        let pending = Double(sim.status.remainingPages)
+        #expect(pending > 0 && pending < 10_000)
+        #expect(try sim.complete(maxPendingPages: nil))
+        let expected = (pending * 8 + 10_000 * 8) / 1e8 + 0.001 + 0.004
+        let downtime = try #require(sim.downtime)
+        #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s (no page checked)")
     }
 
     @Test func aSourceThatCountsOnlyAtSyncsShowsNothingInPassOneThenItsRateOverTime() throws {
