@@ -91,15 +91,16 @@ public struct SwitchoverCost: Sendable, Equatable {
     /// Nothing but the pages and a round trip: QEMU's own estimate of the downtime.
     public static let none = SwitchoverCost()
 
-    /// migpilot's embedded engine on this machine, as `scripts/prediction-vs-measurement.py`
-    /// measured it for the prediction table of 2026-12-01, 23:37 (docs/model.md, "Switchover";
-    /// an earlier calibration that day gave 2.6 ms, 44 ns, 3.0 ms and 2.8 µs: the terms are
-    /// noisy at this load). No first touch: the simulator's passes run at the link's rate, as
-    /// into populated memory, and a stop-and-copy's first touches alone would make a fresh
-    /// destination look slower at the stop than in the passes before it. A prediction of a
-    /// fresh destination behind a cap slower than the first touch (the prediction table,
-    /// 1 Gbit/s) passes it explicitly.
+    /// migpilot's embedded engine on this machine: the mean of the two calibrations
+    /// `scripts/prediction-vs-measurement.py` made for the prediction tables of 2026-12-02,
+    /// 02:10 and 02:27 (docs/model.md, "Switchover"), after the switch to postcopy began to drop
+    /// stale pages in batches; they gave 0 and 4.0 ms, 140 and 35 ns, 3.3 and 6.7 ms, 1.15 µs
+    /// and 0, 269 and 220 ns: the terms are that noisy here. No first touch: the simulator's
+    /// passes run at the link's rate, as into populated memory, and a stop-and-copy's first
+    /// touches alone would make a fresh destination look slower at the stop than in the passes
+    /// before it. A prediction of a fresh destination behind a cap slower than the first touch
+    /// (the prediction table, 1 Gbit/s) passes it explicitly.
     public static let embeddedEngine = SwitchoverCost(
-        fixedSeconds: 616e-6, checkSecondsPerPage: 54e-9, postcopyFixedSeconds: 3.908e-3, secondsPerStaleRun: 2.761e-6,
-        secondsPerStalePage: 296e-9, stampBytesPerPage: 8)
+        fixedSeconds: 2.02e-3, checkSecondsPerPage: 88e-9, postcopyFixedSeconds: 5.0e-3, secondsPerStaleRun: 0.57e-6,
+        secondsPerStalePage: 245e-9, stampBytesPerPage: 8)
 }
