@@ -121,7 +121,9 @@ public final class QMPClient: @unchecked Sendable {
         } catch {
             locked { _ = outstanding.remove(id) }
             fail("sending failed: \(error)")
-            throw QMPConnectionError(.closed, "\(command): cannot write to the QMP monitor at \(uri): \(error)")
+            // Worded as when the reader sees the end first: which side notices a monitor that
+            // died is a race, and the message should not depend on it.
+            throw QMPConnectionError(.closed, "\(command): the QMP monitor at \(uri) is closed: cannot write to it: \(error)")
         }
         let reply: (result: Result<JSONValue, QMPError>, sequence: UInt64)
         do {
