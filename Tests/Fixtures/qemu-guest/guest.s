@@ -268,7 +268,7 @@ pit2_round:
 setup_timer:
     mov $idt, %edi
     xor %ecx, %ecx
-1:  mov $fault, %eax
+1:  lea fault_stubs(,%ecx,8), %eax    # exception n: the stub that says n
     cmp $32, %ecx
     jb 2f
     mov $tick, %eax
@@ -317,8 +317,22 @@ tick:
     pop %eax
     iret
 
+# One 8-byte stub per exception vector, so that the message says which one it was (after a
+# migration, a #DE from the writer's divide would mean a page came back wrong).
+    .balign 8
+fault_stubs:
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .balign 8
+    push $\n
+    jmp fault
+    .endr
+
 fault:
     mov $s_fault, %esi
+    call puts
+    pop %eax                           # the vector its stub pushed
+    call putdec
+    mov $s_halted, %esi
     call puts
     cli
     jmp idle
@@ -460,7 +474,8 @@ s_dirtied:  .asciz "dirtied "
 s_nl:       .asciz "\n"
 s_clamped:  .asciz "qemu-guest: fill= clamped to the memory above 2 MiB\n"
 s_not_mb:   .asciz "qemu-guest: not started by a multiboot loader\n"
-s_fault:    .asciz "qemu-guest: CPU exception, halted\n"
+s_fault:    .asciz "qemu-guest: CPU exception "
+s_halted:   .asciz ", halted\n"
 s_fill_key: .asciz "fill="
 s_rate_key: .asciz "rate="
 
