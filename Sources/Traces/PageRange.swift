@@ -37,7 +37,7 @@ extension Array where Element == PageRange {
     /// as QEMU's does (its `last_seen_block` and `last_page` outlive a sync), rather than start
     /// again at page 0 and leave the top of memory for last every time.
     public func rotated(at position: UInt64) -> [PageRange] {
-        guard let split = firstIndex(where: { $0.end > position }), self[split].start < position || split > 0 else { return self }
+        guard let split = firstIndex(where: { $0.end > position }) else { return self }
         var head = Array(self[split...]), tail = Array(self[..<split])
         if head[0].start < position {
             tail.append(PageRange(start: head[0].start, count: position - head[0].start))

@@ -281,14 +281,14 @@ public final class SimulatedMigration: MigrationControl {
         var landed = PageBitmap()
         swap(&landed, &self.landed)
         defer { swap(&landed, &self.landed) }
-        while budget > 0, toSend.count > (stopAtRemaining ?? 0) {
+        let floor = stopAtRemaining ?? 0
+        while budget > 0, toSend.count > floor {
             if cursor >= words { cursor = 0 }  // wraps around to what was dirtied behind it
             let word = toSend.words[cursor]
             if word == 0 { cursor += 1; continue }
             let data = dataWord(cursor)
             let n = UInt64(word.nonzeroBitCount)
             let wordCost = Double((word & data).nonzeroBitCount) * pageCost + Double((word & ~data).nonzeroBitCount) * zeroCost
-            let floor = stopAtRemaining ?? 0
             if wordCost <= budget, toSend.count - n >= floor {
                 toSend.remove(mask: word, inWord: cursor)
                 _ = landed.insert(mask: word & data, inWord: cursor)
@@ -311,8 +311,6 @@ public final class SimulatedMigration: MigrationControl {
                 w &= ~mask
             }
             if w == 0 { cursor += 1 }
-            if stopAtRemaining != nil, toSend.count <= floor { break }
-            if budget <= 0 { break }
         }
         transferred += spent
         return spent
