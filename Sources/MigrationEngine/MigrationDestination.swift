@@ -91,8 +91,13 @@ public final class MigrationDestination: @unchecked Sendable {
         var state = StreamReceiverState()
         var received: UInt64 = 0
         var progress: [UInt64]?
-        var stamps: [UInt64]?
+        /// The source's final stamps, as they arrive; allocated (and so touched) at `hello`,
+        /// long before the stop.
+        var stamps: [UInt64] = []
         var stampsArrived: UInt64 = 0
+        /// The guest that will run here, made at `hello` (its table zeroed, its traces opened)
+        /// so that none of that is in the downtime; started at the switch or the completion.
+        var guest: Guest?
         var faults: PostcopyFaults?
         var recoveries = 0
         /// Pages a data run has written here (before postcopy), so that a zero run need not
@@ -159,20 +164,21 @@ public final class MigrationDestination: @unchecked Sendable {
                     try? send(.abort(reason: reason), connection)
                     throw StreamError(.malformedPayload, reason)
                 }
+                if session.stamps.isEmpty { session.stamps = Array(repeating: 0, count: Int(pageCount)) }
+                if session.guest == nil, !workloads.isEmpty { session.guest = try Guest(memory: memory, workloads: workloads) }
                 try reply(.helloAck(version: version), &session.state, connection)
                 onStateChange(session.faults == nil ? .active : .postcopyRecover)
             case let .deviceState(p):
                 session.progress = p
             case let .stamps(start, sequences):
-                if session.stamps == nil { session.stamps = Array(repeating: 0, count: Int(memory.pageCount)) }
-                session.stamps!.replaceSubrange(Int(start)..<Int(start) + sequences.count, with: sequences)
+                session.stamps.replaceSubrange(Int(start)..<Int(start) + sequences.count, with: sequences)
                 session.stampsArrived += UInt64(sequences.count)
             case let .postcopyStart(discard):
                 let snapshot = try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived)
                 let pageFaults = try PostcopyFaults(memory: memory, stale: discard, untouched: session.untouched(of: memory.pageCount)) { [self] ranges in request(ranges) }
                 try pageFaults.start()
                 session.faults = pageFaults
-                try startGuest(snapshot)
+                try startGuest(snapshot, session.guest)
                 try reply(.postcopyStartAck, &session.state, connection)
                 sendLock.locked { resumed = connection }
                 onStateChange(.postcopyActive)
@@ -202,7 +208,9 @@ public final class MigrationDestination: @unchecked Sendable {
                 session.faults?.stop()
                 // The guest runs here before the source hears that it may stop for good: the
                 // downtime the source measures ends when this guest resumes, as postcopy's does.
-                if session.faults == nil, verified { try startGuest(try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived)) }
+                if session.faults == nil, verified {
+                    try startGuest(try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived), session.guest)
+                }
                 try reply(.completeAck(verified: verified, detail: detail), &session.state, connection)
                 onStateChange(.completed)
                 return DestinationReport(pagesReceived: session.received, verified: verified, detail: detail, postcopy: session.faults != nil,
@@ -238,17 +246,18 @@ public final class MigrationDestination: @unchecked Sendable {
 
     /// The source's device state and stamps as a snapshot to start the guest from; nil when
     /// this destination runs no workloads.
-    private func snapshot(progress: [UInt64]?, stamps: [UInt64]?, arrived: UInt64) throws -> GuestSnapshot? {
+    private func snapshot(progress: [UInt64]?, stamps: [UInt64], arrived: UInt64) throws -> GuestSnapshot? {
         guard !workloads.isEmpty else { return nil }
-        guard let progress, let stamps, arrived >= memory.pageCount else {
+        guard let progress, arrived >= memory.pageCount else {
             throw EngineError("the source sent no device state and stamps (an older protocol): this destination cannot run its workloads")
         }
         return GuestSnapshot(progress: progress, sequences: stamps)
     }
 
-    private func startGuest(_ snapshot: GuestSnapshot?) throws {
-        guard let snapshot else { return }
-        let guest = try Guest(memory: memory, workloads: workloads, resuming: snapshot)
+    /// Starts `prepared`, the guest made at `hello`, from the source's `snapshot`.
+    private func startGuest(_ snapshot: GuestSnapshot?, _ prepared: Guest?) throws {
+        guard let snapshot, let guest = prepared else { return }
+        try guest.load(snapshot)
         try guest.start()
         self.guest = guest
     }
@@ -258,7 +267,7 @@ public final class MigrationDestination: @unchecked Sendable {
     /// stamps (a version 2 source) only the stamps' integrity can be checked.
     /// `knownZero` is taken only once the guest here is paused: a page it touches first while
     /// still running leaves that set, and a copy taken before would count its write as lost.
-    private func verify(stamps: [UInt64]?, arrived: UInt64, missing: UInt64, knownZero: () -> PageBitmap?) -> (Bool, String) {
+    private func verify(stamps: [UInt64], arrived: UInt64, missing: UInt64, knownZero: () -> PageBitmap?) -> (Bool, String) {
         if missing > 0 { return (false, "the source completed with \(missing) pages never sent") }
         let bad: [UInt64]
         var what = "checked against the source's final stamps"
@@ -267,7 +276,7 @@ public final class MigrationDestination: @unchecked Sendable {
             defer { guest.resume() }
             bad = guest.mismatches(in: memory, knownZero: knownZero())
             what = "checked against the source's stamps and the writes made here since"
-        } else if let stamps, arrived >= memory.pageCount {
+        } else if arrived >= memory.pageCount {
             bad = Guest.mismatches(in: memory, expected: stamps, knownZero: knownZero())
         } else {
             bad = (0..<memory.pageCount).filter { PageStamp.read(from: memory.pointer(page: $0)) == .corrupt }
@@ -280,7 +289,7 @@ public final class MigrationDestination: @unchecked Sendable {
         case .stamped(let s): found = "stamp (page \(s.page), sequence \(s.sequence))"
         case .corrupt: found = "a damaged stamp"
         }
-        let wanted = guest.map { $0.lastSequence(page: first) } ?? stamps.map { $0[Int(first)] }
+        let wanted = guest.map { $0.lastSequence(page: first) } ?? (arrived >= memory.pageCount ? stamps[Int(first)] : nil)
         return (false, "\(bad.count) of \(memory.pageCount) pages do not hold their latest write; the first, page \(first), has \(found)"
                 + (wanted.map { ", expected sequence \($0)" } ?? ""))
     }

@@ -150,6 +150,24 @@ private func stampedSequences(_ guest: Guest) -> [UInt64] {
         #expect(stamped.indices.filter { stamped[$0] > 0 } == [7])
     }
 
+    /// A destination makes its guest early and loads the snapshot when it arrives: the same as
+    /// a guest made from the snapshot.
+    @Test func aGuestLoadsItsSnapshotBeforeItStarts() throws {
+        let memory = try GuestMemory(bytes: 64 * 4096)
+        let guest = try Guest(memory: memory, workloads: [.fill(bytes: 64 * 4096)])
+        #expect(!guest.isFilled)
+        var sequences = [UInt64](repeating: 0, count: 64)
+        sequences[5] = 3
+        sequences[63] = 9
+        #expect(throws: GuestError.self) { try guest.load(GuestSnapshot(progress: [64, 0], sequences: sequences)) }
+        #expect(throws: GuestError.self) { try guest.load(GuestSnapshot(progress: [64], sequences: Array(sequences.prefix(63)))) }
+        try guest.load(GuestSnapshot(progress: [64], sequences: sequences))
+        #expect(guest.isFilled, "the fill was done at the source")
+        #expect(guest.lastSequences() == sequences)
+        #expect(guest.lastSequences(of: 60..<64) == [0, 0, 0, 9])
+        #expect(guest.progress == [64])
+    }
+
     @Test func specsParse() throws {
         #expect(try GuestWorkload(parsing: "fill:1GiB") == .fill(bytes: 1 << 30))
         var hot = SyntheticWorkload.Spec(kind: .hotset, pages: 1, writesPerSecond: 5e4, seed: 1)

@@ -29,13 +29,13 @@ import Transport
         return (guest, tracker)
     }
 
-    func startDestination(_ memory: GuestMemory) throws -> RunningDestination {
+    func startDestination(_ memory: GuestMemory, workloads: [GuestWorkload] = []) throws -> RunningDestination {
         let uri = MigrationURI.unix(path: FileManager.default.temporaryDirectory.appendingPathComponent("migpilot-\(UUID().uuidString).sock").path)
         let listener = try Transport.listen(uri)
         let result = Box<Result<DestinationReport, any Error>>()
         let done = DispatchSemaphore(value: 0)
         DispatchQueue.global().async {
-            result.value = Result { try MigrationDestination(memory: memory).run(channel: try listener.accept()) }
+            result.value = Result { try MigrationDestination(memory: memory, workloads: workloads).run(channel: try listener.accept()) }
             done.signal()
         }
         return RunningDestination(uri: uri, listener: listener, outcome: { done.wait(); return result.value! })
@@ -77,6 +77,22 @@ import Transport
         }
         let untouched = UnsafeRawBufferPointer(start: destination.base, count: destination.byteCount).allSatisfy { $0 == 0xA5 }
         #expect(untouched)
+    }
+
+    /// The destination makes its guest at `hello` (so that none of it is in the downtime): a
+    /// workload it cannot run refuses the migration there, before a page arrives.
+    @Test func aDestinationWhoseWorkloadCannotRunRefusesAtHello() throws {
+        let memory = try GuestMemory(bytes: 1 << 20)
+        let running = try startDestination(memory, workloads: [.trace(path: "/nonexistent/migpilot.trace", speed: 1)])
+        defer { running.listener.close() }
+        let channel = try Transport.connect(running.uri)
+        defer { channel.close() }
+        var encoder = FrameEncoder()
+        try encoder.append(.hello(version: StreamVersion.current, pageSize: UInt32(memory.pageSize), pageCount: memory.pageCount, features: []))
+        try encoder.bytes.withUnsafeBytes { try channel.send($0) }
+        let outcome = running.outcome()
+        #expect(throws: GuestError.self) { try outcome.get() }
+        if case .failure(let error) = outcome { #expect("\(error)".contains("/nonexistent/migpilot.trace"), "\(error)") }
     }
 
     @Test func thePolicyDriverMigratesARunningGuestThroughTheEmbeddedEngine() throws {

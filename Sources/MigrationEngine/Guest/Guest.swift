@@ -40,32 +40,36 @@ public final class Guest: @unchecked Sendable {
 
     /// Checks every workload against the memory (a trace that cannot be opened, a fill larger
     /// than its share); starts nothing. With `resuming`, the guest goes on from where a migrated
-    /// guest stopped: the same workloads, its page sequences, each workload's progress.
+    /// guest stopped (see `load(_:)`).
     public init(memory: GuestMemory, workloads: [GuestWorkload], resuming snapshot: GuestSnapshot? = nil) throws(GuestError) {
         guard !workloads.isEmpty else { throw GuestError(description: "a guest needs at least one workload") }
-        if let snapshot {
-            guard snapshot.progress.count == workloads.count else {
-                throw GuestError(description: "the migrated guest ran \(snapshot.progress.count) workloads; this one is given \(workloads.count)")
-            }
-            guard UInt64(snapshot.sequences.count) == memory.pageCount else {
-                throw GuestError(description: "the migrated guest had \(snapshot.sequences.count) pages; this one has \(memory.pageCount)")
-            }
-        }
         self.memory = memory
         self.workloads = workloads
+        // Zeroed here, not when a snapshot arrives: a destination makes its guest before the
+        // migration stops the source, so that the table's first touch is not in the downtime.
         sequences = .allocate(capacity: Int(memory.pageCount))
-        if let snapshot {
-            _ = UnsafeMutableBufferPointer(start: sequences, count: Int(memory.pageCount)).initialize(from: snapshot.sequences)
-        } else {
-            sequences.initialize(repeating: 0, count: Int(memory.pageCount))
-        }
+        sequences.initialize(repeating: 0, count: Int(memory.pageCount))
         let n = UInt64(workloads.count)
         for (i, workload) in workloads.enumerated() {
             let lo = memory.pageCount * UInt64(i) / n, hi = memory.pageCount * UInt64(i + 1) / n
             guard hi > lo else { throw GuestError(description: "\(workloads.count) workloads need at least as many pages") }
-            runners.append(try Runner(workload, pages: PageRange(start: lo, count: hi - lo), memory: memory,
-                                      sequences: sequences, control: control, resumingAt: snapshot?.progress[i] ?? 0))
+            runners.append(try Runner(workload, pages: PageRange(start: lo, count: hi - lo), memory: memory, sequences: sequences, control: control))
         }
+        if let snapshot { try load(snapshot) }
+    }
+
+    /// Before `start()`: the guest goes on from where a migrated guest stopped — the same
+    /// workloads, its page sequences, each workload's progress.
+    public func load(_ snapshot: GuestSnapshot) throws(GuestError) {
+        precondition(threads.isEmpty, "a snapshot is loaded before the guest starts")
+        guard snapshot.progress.count == workloads.count else {
+            throw GuestError(description: "the migrated guest ran \(snapshot.progress.count) workloads; this one is given \(workloads.count)")
+        }
+        guard UInt64(snapshot.sequences.count) == memory.pageCount else {
+            throw GuestError(description: "the migrated guest had \(snapshot.sequences.count) pages; this one has \(memory.pageCount)")
+        }
+        _ = UnsafeMutableBufferPointer(start: sequences, count: Int(memory.pageCount)).update(fromContentsOf: snapshot.sequences)
+        for (runner, progress) in zip(runners, snapshot.progress) { runner.resume(at: progress) }
     }
 
     deinit {
@@ -119,8 +123,11 @@ public final class Guest: @unchecked Sendable {
     /// Where the workloads are and every page's last sequence, for a guest that goes on
     /// elsewhere (`init(memory:workloads:resuming:)`). Exact while the guest is paused or stopped.
     public func snapshot() -> GuestSnapshot {
-        control.monitor.locked { GuestSnapshot(progress: runners.map(\.progress), sequences: lastSequences()) }
+        GuestSnapshot(progress: progress, sequences: lastSequences())
     }
+
+    /// `GuestSnapshot.progress` alone (the device state), without a copy of the sequences.
+    public var progress: [UInt64] { control.monitor.locked { runners.map(\.progress) } }
 
     /// The sequence of the last stamp written to `page`; 0 if it was never written. Exact while
     /// the guest is paused or stopped.
@@ -131,7 +138,14 @@ public final class Guest: @unchecked Sendable {
 
     /// The last sequence of every page (0: never written), for a verifier elsewhere — the
     /// destination of a migration. Exact while the guest is paused or stopped.
-    public func lastSequences() -> [UInt64] { Array(UnsafeBufferPointer(start: sequences, count: Int(memory.pageCount))) }
+    public func lastSequences() -> [UInt64] { lastSequences(of: 0..<Int(memory.pageCount)) }
+
+    /// The last sequences of `pages` alone: a source sends the stamps in frames, each copied
+    /// from here while the guest is paused, not from a copy of the whole table.
+    public func lastSequences(of pages: Range<Int>) -> [UInt64] {
+        precondition(pages.upperBound <= Int(memory.pageCount))
+        return Array(UnsafeBufferPointer(start: sequences + pages.lowerBound, count: pages.count))
+    }
 
     /// Pages of `copy` (a region laid out like the guest's) whose stamp is not the guest's last
     /// one: lost, stale or corrupt. Call while the guest is paused or stopped.
@@ -199,7 +213,7 @@ private final class Runner: @unchecked Sendable {
     var writes: UInt64 = 0
     /// Where a migrated workload resumes (see `GuestSnapshot.progress`), and the guest time at
     /// which this thread started.
-    let resumedAt: UInt64
+    var resumedAt: UInt64 = 0
     var origin: UInt64 = 0
     /// Pages filled so far (`fill` only).
     var filled: UInt64 = 0
@@ -209,23 +223,19 @@ private final class Runner: @unchecked Sendable {
     struct Stop: Error {}
 
     init(_ workload: GuestWorkload, pages: PageRange, memory: GuestMemory, sequences: UnsafeMutablePointer<UInt64>,
-         control: Guest.Control, resumingAt: UInt64) throws(GuestError) {
-        resumedAt = resumingAt
-        progress = resumingAt
-        filled = resumingAt
+         control: Guest.Control) throws(GuestError) {
+        progress = 0
         self.memory = memory
         self.sequences = sequences
         self.control = control
         self.workload = workload
         self.pages = pages
-        let pageSize = UInt64(memory.pageSize)
         switch workload {
         case .fill(let bytes):
-            guard (bytes + pageSize - 1) / pageSize <= pages.count else {
-                throw GuestError(description: "\(workload) does not fit its \(pages.count) pages of \(pageSize) bytes")
+            guard Self.pagesToFill(bytes, pageSize: memory.pageSize) <= pages.count else {
+                throw GuestError(description: "\(workload) does not fit its \(pages.count) pages of \(memory.pageSize) bytes")
             }
             trace = nil
-            if filled < (bytes + pageSize - 1) / pageSize { control.fillsPending.add(1, ordering: .relaxed) }
         case .synthetic:
             trace = nil
         case .trace(let path, _):
@@ -234,10 +244,30 @@ private final class Runner: @unchecked Sendable {
             } catch {
                 throw GuestError(description: "\(workload): \(error)")
             }
-            // A resumed replay finds its initial data already migrated.
-            if resumingAt == 0 { control.fillsPending.add(1, ordering: .relaxed) }
+        }
+        if holdsDataToWrite { control.fillsPending.add(1, ordering: .relaxed) }
+    }
+
+    /// Before the thread starts: go on from `point` of the workload (`GuestSnapshot.progress`).
+    func resume(at point: UInt64) {
+        let pendingBefore = holdsDataToWrite
+        resumedAt = point
+        progress = point
+        filled = point
+        if pendingBefore, !holdsDataToWrite { control.fillsPending.subtract(1, ordering: .relaxed) }
+    }
+
+    /// A `fill` not yet done, or a replay that has not yet written its initial data (a
+    /// resumed replay finds it migrated already).
+    private var holdsDataToWrite: Bool {
+        switch workload {
+        case .fill(let bytes): filled < Self.pagesToFill(bytes, pageSize: memory.pageSize)
+        case .synthetic: false
+        case .trace: resumedAt == 0
         }
     }
+
+    private static func pagesToFill(_ bytes: UInt64, pageSize: Int) -> UInt64 { (bytes + UInt64(pageSize) - 1) / UInt64(pageSize) }
 
     /// Guest time: the monotonic clock less the time spent paused.
     var now: UInt64 { Sys.monotonicNanoseconds() - paused }
@@ -297,7 +327,7 @@ private final class Runner: @unchecked Sendable {
         do {
             switch workload {
             case .fill(let bytes):
-                let n = (bytes + UInt64(memory.pageSize) - 1) / UInt64(memory.pageSize)
+                let n = Self.pagesToFill(bytes, pageSize: memory.pageSize)
                 guard filled < n else { break }
                 for page in filled..<n {
                     try write(page)
