@@ -54,6 +54,35 @@ long mp_discard_ranges(const struct mp_iovec *ranges, unsigned long count) {
     return total;
 }
 
+// UFFDIO_MOVE is _IOWR(UFFDIO, 0x05, struct uffdio_move) in Linux 6.8+ (include/uapi/linux/userfaultfd.h).
+struct mp_uffdio_move {
+    uint64_t dst, src, len, mode;
+    int64_t move;
+};
+#define MP_UFFDIO_MOVE _IOWR(UFFDIO, 0x05, struct mp_uffdio_move)
+#define MP_UFFDIO_MOVE_MODE_DONTWAKE (1ULL << 0)
+#define MP_UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES (1ULL << 1)
+
+long mp_uffd_move_ranges(int fd, const struct mp_iovec *ranges, unsigned long count, uint64_t to) {
+    long done = 0;
+    for (unsigned long i = 0; i < count; i++) {
+        uint64_t src = (uint64_t)(uintptr_t)ranges[i].base, left = ranges[i].length;
+        while (left > 0) {
+            // No waking: nothing can wait on `to`, which only this call touches.
+            struct mp_uffdio_move m = {.dst = to, .src = src, .len = left,
+                                       .mode = MP_UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES | MP_UFFDIO_MOVE_MODE_DONTWAKE};
+            int rc = ioctl(fd, MP_UFFDIO_MOVE, &m);
+            uint64_t moved = m.move > 0 ? (uint64_t)m.move : 0;
+            if (moved > left) moved = left;
+            src += moved; to += moved; left -= moved; done += (long)moved;
+            // EAGAIN or EINTR after part of the range: go on from there; anything else, or no
+            // progress at all, ends here, and the caller discards what is left.
+            if (moved == 0 || (rc < 0 && errno != EAGAIN && errno != EINTR)) return done;
+        }
+    }
+    return done;
+}
+
 // userfaultfd with O_CLOEXEC | O_NONBLOCK; user-mode faults only (no privilege needed).
 static int uffd_new(void) {
     return (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);

@@ -180,6 +180,7 @@ public final class MigrationDestination: @unchecked Sendable {
                 session.faults = pageFaults
                 try startGuest(snapshot, session.guest)
                 try reply(.postcopyStartAck, &session.state, connection)
+                try pageFaults.freeMovedPages()
                 sendLock.locked { resumed = connection }
                 onStateChange(.postcopyActive)
                 try watch()

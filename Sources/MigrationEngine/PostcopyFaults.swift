@@ -27,10 +27,24 @@ final class PostcopyFaults: @unchecked Sendable {
     /// Why the fault thread stopped early, if it did.
     private(set) var failure: (any Error)?
 
-    /// Drops the `stale` pages (they will come again) and registers the region; the pages
+    /// Where the stale pages went (`moveOut`), to be freed once the guest runs here.
+    private var moved: (base: UnsafeMutableRawPointer, size: Int)?
+    /// Stale pages (and holes among them) moved out rather than freed at the switch.
+    let pagesMovedOut: UInt64
+
+    /// Whether this kernel's userfaultfd can move pages (UFFDIO_MOVE, Linux 6.8+).
+    static let canMove = ((try? Sys.uffdSupportedFeatures()) ?? 0) & UInt64(MP_UFFD_FEATURE_MOVE) != 0
+
+    /// Registers the region and drops the `stale` pages (they will come again); the pages
     /// outside `stale` that the destination has received count as present, those of them in
     /// `untouched` as zero pages never touched. `request` sends a page request on the return
     /// path; it is called from the fault thread.
+    ///
+    /// The drop is inside the downtime, and freeing a page costs ≈ 0.25 µs here (numpy-stencil:
+    /// 125,000 held stale pages, 30 ms). So the stale pages are moved out instead (UFFDIO_MOVE
+    /// into a scratch region: ≈ 0.07 µs a page and 1 µs a run) and freed later, on a thread of
+    /// their own (`freeMovedPages()`); a kernel without UFFDIO_MOVE, or a run it will not
+    /// move, gets MADV_DONTNEED.
     init(memory: GuestMemory, stale: [PageRange], untouched: PageBitmap,
          request: @escaping @Sendable ([PageRange]) throws -> Void) throws(SystemCallError) {
         self.memory = memory
@@ -39,16 +53,26 @@ final class PostcopyFaults: @unchecked Sendable {
         received = PageBitmap(pages: memory.pageCount)
         received.insertAll(below: memory.pageCount)
         requested = PageBitmap(pages: memory.pageCount)
-        try Sys.discard(stale, of: memory.base, pageSize: memory.pageSize)
         for r in stale {
             received.remove(r)
             self.untouched.remove(r)
         }
-        let fd = try Sys.uffdOpen(features: 0)
+        let fd = try Sys.uffdOpen(features: Self.canMove ? UInt64(MP_UFFD_FEATURE_MOVE) : 0)
         do throws(SystemCallError) {
             try Sys.uffdRegister(fd, memory.base, memory.byteCount, mode: UInt64(MP_UFFDIO_REGISTER_MODE_MISSING))
+            var toDiscard = stale
+            let staleBytes = Int(stale.pageCount) * memory.pageSize
+            if Self.canMove, staleBytes > 0, let scratch = try? Sys.mapAnonymous(staleBytes) {
+                moved = (scratch, staleBytes)
+                if (try? Sys.uffdRegister(fd, scratch, staleBytes, mode: UInt64(MP_UFFDIO_REGISTER_MODE_MISSING))) != nil {
+                    toDiscard = Sys.moveOut(stale, of: memory.base, pageSize: memory.pageSize, uffd: fd, to: scratch)
+                }
+            }
+            try Sys.discard(toDiscard, of: memory.base, pageSize: memory.pageSize)
+            pagesMovedOut = stale.pageCount - toDiscard.pageCount
             wake = try Sys.wakePipe()
         } catch {
+            if let moved { Sys.free(moved.base, moved.size) }
             Sys.close(fd)
             throw error
         }
@@ -57,6 +81,7 @@ final class PostcopyFaults: @unchecked Sendable {
 
     deinit {
         stop()
+        if let moved { Sys.free(moved.base, moved.size) }
         Sys.uffdUnregister(fd, memory.base, memory.byteCount)
         Sys.close(fd)
         Sys.close(wake.read)
@@ -66,6 +91,15 @@ final class PostcopyFaults: @unchecked Sendable {
     /// Starts the thread that turns faults into page requests.
     func start() throws(SystemCallError) {
         thread = try Sys.startThread { [self] in serveFaults() }
+    }
+
+    /// Frees the stale pages moved out at init, on a thread of its own: call once the guest
+    /// runs here and the source has its answer, so that none of it is in the downtime.
+    func freeMovedPages() throws(SystemCallError) {
+        guard let moved else { return }
+        self.moved = nil
+        let (base, size) = (UInt(bitPattern: moved.base), moved.size)
+        try Sys.startDetachedThread { Sys.free(UnsafeMutableRawPointer(bitPattern: base)!, size) }
     }
 
     /// Ends the fault thread (the region stays registered until deinit: a page still missing

@@ -40,6 +40,36 @@ enum Sys {
         }
     }
 
+    /// Moves the pages of `runs` out of the region at `base` (UFFDIO_MOVE through `fd`, with
+    /// which both the region and `scratch` are registered) to consecutive addresses from
+    /// `scratch`: the runs read as missing at once, and freeing their pages is left to whoever
+    /// unmaps `scratch`. Returns what could not be moved (nothing, or the runs from the first
+    /// failure on), for `discard`.
+    static func moveOut(_ runs: [PageRange], of base: UnsafeMutableRawPointer, pageSize: Int, uffd fd: Int32,
+                        to scratch: UnsafeMutableRawPointer) -> [PageRange] {
+        guard !runs.isEmpty else { return [] }
+        let iovecs = runs.map { mp_iovec(base: base + Int($0.start) * pageSize, length: Int($0.count) * pageSize) }
+        var donePages = UInt64(max(0, mp_uffd_move_ranges(fd, iovecs, UInt(iovecs.count), address(scratch))) / pageSize)
+        var rest: [PageRange] = []
+        for run in runs {
+            if donePages >= run.count { donePages -= run.count; continue }
+            rest.append(PageRange(start: run.start + donePages, count: run.count - donePages))
+            donePages = 0
+        }
+        return rest
+    }
+
+    /// The pages of `size` bytes at `base` freed, then the mapping removed. Freed first
+    /// (MADV_DONTNEED) 2 MiB at a time under the mmap read lock: other threads' faults and
+    /// installs go on meanwhile, and one that must map (a thread's stack, a large allocation)
+    /// waits for one chunk, not for the whole; the unmap then finds nothing left to free.
+    static func free(_ base: UnsafeMutableRawPointer, _ size: Int) {
+        for offset in stride(from: 0, to: size, by: 2 << 20) {
+            _ = madvise(base + offset, min(2 << 20, size - offset), MADV_DONTNEED)
+        }
+        unmap(base, size)
+    }
+
     // MARK: userfaultfd and PAGEMAP_SCAN
 
     static func uffdSupportedFeatures() throws(SystemCallError) -> UInt64 {

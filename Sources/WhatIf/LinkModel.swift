@@ -51,9 +51,9 @@ public struct LinkModel: Sendable, Equatable {
 /// the device state and every guest page's stamp (`stampBytesPerPage`, on the wire at the
 /// switchover rate) and wait for an answer (a round trip, `LinkModel.roundTripSeconds`); a
 /// stop-and-copy's destination checks the stamp of every page it holds data in before it
-/// answers complete-ack; a switch to postcopy's destination drops the stale pages (batched
-/// `process_madvise`, a cost per run and per page it held), and registers
-/// userfaultfd before it answers postcopy-start-ack. docs/model.md ("Switchover") gives the
+/// answers complete-ack; a switch to postcopy's destination registers userfaultfd and moves
+/// the stale pages out (`UFFDIO_MOVE`, a cost per run and per page it held) before it answers
+/// postcopy-start-ack. docs/model.md ("Switchover") gives the
 /// formulas and the measurements behind `embeddedEngine`.
 public struct SwitchoverCost: Sendable, Equatable {
     /// Either switch: stopping the guest, the last dirty-log collect, the device state's frames.
@@ -66,7 +66,7 @@ public struct SwitchoverCost: Sendable, Equatable {
     /// Switch to postcopy, per run of stale pages the destination drops.
     public var secondsPerStaleRun: Double
     /// Switch to postcopy, per stale page the destination holds (it received the page before):
-    /// dropping it frees a populated page, where a page never written costs nothing.
+    /// dropping it moves a populated page out, where a page never written costs next to nothing.
     public var secondsPerStalePage: Double
     /// Bytes per guest page the switch sends as the stamps' table (any switch).
     public var stampBytesPerPage: Int

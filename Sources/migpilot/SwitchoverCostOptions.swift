@@ -17,10 +17,10 @@ struct SwitchoverCostOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Switch to postcopy: fixed time at the destination (userfaultfd registration, guest start); default \(TimeSpan(seconds: engine.postcopyFixedSeconds)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var postcopySwitchFixed = TimeSpan(seconds: engine.postcopyFixedSeconds)
-    @Option(help: ArgumentHelp("Switch to postcopy: time per run of stale pages the destination drops (process_madvise, batched); default \(TimeSpan(seconds: engine.secondsPerStaleRun)).",
+    @Option(help: ArgumentHelp("Switch to postcopy: time per run of stale pages the destination drops (one UFFDIO_MOVE); default \(TimeSpan(seconds: engine.secondsPerStaleRun)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var postcopySwitchPerRun = TimeSpan(seconds: engine.secondsPerStaleRun)
-    @Option(help: ArgumentHelp("Switch to postcopy: time per stale page the destination holds (freeing it); default \(TimeSpan(seconds: engine.secondsPerStalePage)).",
+    @Option(help: ArgumentHelp("Switch to postcopy: time per stale page the destination holds (moving it out); default \(TimeSpan(seconds: engine.secondsPerStalePage)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var postcopySwitchPerPage = TimeSpan(seconds: engine.secondsPerStalePage)
     @Option(help: ArgumentHelp("Either switch: bytes per guest page of the stamps' table, sent at the switchover rate.",

@@ -1,9 +1,53 @@
+import CUring
+import Glibc
 import Testing
 import Traces
 @testable import MigrationEngine
 
-/// `Sys.discard` on real memory: what postcopy's switch does with the destination's stale pages.
+/// `Sys.discard` and `Sys.moveOut` on real memory: what postcopy's switch does with the
+/// destination's stale pages.
 @Suite struct DiscardTests {
+    /// Which pages of `memory` are resident (mincore).
+    func resident(_ memory: GuestMemory) -> [Bool] {
+        var vector = [UInt8](repeating: 0, count: Int(memory.pageCount))
+        #expect(mincore(memory.base, memory.byteCount, &vector) == 0)
+        return vector.map { $0 & 1 == 1 }
+    }
+
+    /// The switch moves the stale pages out (UFFDIO_MOVE) rather than free them in the
+    /// downtime: they are gone from the guest at once, the others stay, and the moved pages
+    /// hold what the guest had there until they are freed.
+    @Test func theSwitchMovesStalePagesOutAndKeepsTheRest() throws {
+        let memory = try GuestMemory(bytes: 4096 * 4096)
+        for page in 0..<memory.pageCount { PageStamp(page: page, sequence: 1).write(to: memory.pointer(page: page)) }
+        let stale = [PageRange(start: 0, count: 1), PageRange(start: 10, count: 700), PageRange(start: 2000, count: 3)]
+        let faults = try PostcopyFaults(memory: memory, stale: stale, untouched: PageBitmap(pages: memory.pageCount)) { _ in }
+        var dropped = PageBitmap(pages: memory.pageCount)
+        dropped.insert(contentsOf: stale)
+        let present = resident(memory)
+        #expect((0..<memory.pageCount).filter { present[Int($0)] == dropped.contains($0) } == [], "stale pages gone, the rest kept")
+        #expect(faults.missingPages == 704)
+        #expect(PostcopyFaults.canMove, "UFFDIO_MOVE is there from Linux 6.8 on")
+        #expect(faults.pagesMovedOut == 704, "moved, not freed")
+        try faults.freeMovedPages()
+        try faults.freeMovedPages()  // once only: the second call has nothing to free
+    }
+
+    /// A move the kernel refuses (here: the scratch region is not registered) leaves the runs
+    /// from there on to `discard`.
+    @Test func runsThatCannotMoveAreLeftToDiscard() throws {
+        let memory = try GuestMemory(bytes: 64 * 4096)
+        for page in 0..<memory.pageCount { PageStamp(page: page, sequence: 1).write(to: memory.pointer(page: page)) }
+        let fd = try Sys.uffdOpen(features: 0)
+        defer { Sys.close(fd) }
+        try Sys.uffdRegister(fd, memory.base, memory.byteCount, mode: UInt64(MP_UFFDIO_REGISTER_MODE_MISSING))
+        let scratch = try Sys.mapAnonymous(8 * 4096)
+        defer { Sys.free(scratch, 8 * 4096) }
+        let runs = [PageRange(start: 1, count: 3), PageRange(start: 40, count: 5)]
+        #expect(Sys.moveOut(runs, of: memory.base, pageSize: memory.pageSize, uffd: fd, to: scratch) == runs)
+        #expect(resident(memory).allSatisfy { $0 }, "nothing moved")
+    }
+
     @Test func dropsExactlyTheRunsGivenInBatchesOfAnySize() throws {
         // 3,000 runs: more than one batch of 1,024, and a last batch that is not full.
         let memory = try GuestMemory(bytes: 4 * 3_000 * 4096)

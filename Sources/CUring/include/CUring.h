@@ -17,6 +17,7 @@ extern "C" {
 /// userfaultfd features (include/uapi/linux/userfaultfd.h).
 #define MP_UFFD_FEATURE_WP_UNPOPULATED (1ULL << 13)
 #define MP_UFFD_FEATURE_WP_ASYNC (1ULL << 15)
+#define MP_UFFD_FEATURE_MOVE (1ULL << 16)
 
 /// PAGEMAP_SCAN page categories (include/uapi/linux/fs.h).
 #define MP_PAGE_IS_WPALLOWED (1ULL << 0)
@@ -115,6 +116,13 @@ long mp_process_vm_readv(int pid, const struct mp_iovec *local, unsigned long lo
 /// (every flush is then an IPI). Linux 6.13+ lets a process so advise itself. Returns the bytes
 /// advised (less than asked when a batch stopped early), or -1 with errno set.
 long mp_discard_ranges(const struct mp_iovec *ranges, unsigned long count);
+
+/// UFFDIO_MOVE (Linux 6.8+) of each range in turn to the next bytes from `to`, a region
+/// registered with the same userfaultfd `fd` and as large as the ranges together: the ranges'
+/// pages leave (the ranges then read as missing) without being freed, which is the cost a
+/// discard pays; holes are allowed. Returns the bytes of the ranges dealt with, in order:
+/// their total, or fewer with errno set when a move failed there (the caller discards the rest).
+long mp_uffd_move_ranges(int fd, const struct mp_iovec *ranges, unsigned long count, uint64_t to);
 
 // MARK: time
 

@@ -184,6 +184,18 @@ extension UnsafeRawBufferPointer {
     func u16(_ at: Int) -> UInt16 { UInt16(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt16.self)) }
     func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
     func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+
+    /// `count` little-endian u64s from `at`: on a little-endian host one copy.
+    func u64s(from at: Int, count: Int) -> [UInt64] {
+        #if _endian(little)
+        [UInt64](unsafeUninitializedCapacity: count) { out, initialized in
+            UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: self[at..<at + 8 * count]))
+            initialized = count
+        }
+        #else
+        (0..<count).map { u64(at + 8 * $0) }
+        #endif
+    }
 }
 
 /// Reads one payload whose CRC has matched; every shape error names the stream offset.
@@ -285,7 +297,7 @@ private struct PayloadReader {
             try size(16 + 8 * n)
             guard n > 0, start <= UInt64.max - UInt64(n) else { throw malformed(0, "stamps (start \(start), count \(n)) are empty or run past the last page number") }
             guard bytes.u32(12) == 0 else { throw malformed(12, "reserved field is not zero") }
-            return .stamps(start: start, sequences: (0..<n).map { bytes.u64(16 + 8 * $0) })
+            return .stamps(start: start, sequences: bytes.u64s(from: 16, count: n))
         case .stopAndCopy, .complete, .postcopyStartAck, .resume, .resumeAck:
             try size(0)
             switch type {
