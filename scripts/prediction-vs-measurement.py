@@ -9,9 +9,11 @@ The cap holds precopy's passes back, not the stop-and-copy, which the engine (as
 as fast as the link takes it: whatif is given that rate as --switchover-bandwidth, the engine's
 uncapped rate over loopback into populated memory, measured here first (median of 3) unless
 given. The switch's own work (whatif's --switchover-* and --postcopy-switch-* options) is
-measured here too, uncapped, median of 3 each: stop-and-copies with nothing pending of two
-guest sizes (the fixed part, and per guest page the stamp check), a switch to postcopy with
-nothing stale (its fixed part) and one after a uniform writer (per stale run).
+measured here too, at the table's cap, median of 3 each: stop-and-copies with nothing pending
+of two guest sizes (the fixed part, and per guest page the stamp check), a switch to postcopy
+with nothing stale (its fixed part), after a uniform writer (per stale run, dropped), after a
+sweep over a data-filled guest (per held stale page, dropped and moved) and after one over a
+quarter of it (the fixed cost of moving). The per-run cost of a moved run is whatif's default.
 
 Usage: scripts/prediction-vs-measurement.py path/to/migpilot [--runs 3] [--horizon 45s]
        [--bandwidth 1Gbit/s] [--switchover-bandwidth 1500MB/s] [--switchover-costs "--switchover-fixed 5ms ..."]
@@ -77,13 +79,17 @@ RTT_S = 0.001  # whatif's default --rtt, part of every measured switch below
 STAMP_BYTES = 8
 
 
-def median_run(migpilot, policy, mib, workloads, runs=3):
-    """Median downtime and switch time of `runs` completed uncapped migrations of a `mib` MiB
-    guest with a 1 ms downtime limit (so that precopy stops or switches with almost nothing
-    pending); one that does not complete (a postcopy link that broke and stayed paused) is
-    reported and run again, up to twice as many attempts."""
+def median_run(migpilot, policy, mib, workloads, bandwidth, discard="auto", runs=3):
+    """Median downtime and switch time of `runs` completed migrations of a `mib` MiB guest at
+    the table's `bandwidth`, with a 1 ms downtime limit (so that precopy stops or switches with
+    almost nothing pending) and the destination dropping stale pages as `discard` says. Capped
+    as the table's runs are, so that the destination keeps up with the stream: uncapped, the
+    switch found it tens of milliseconds behind (pass 1's bytes still in the sockets and its
+    first touches), which no term of the model is. One that does not complete (a postcopy link
+    that broke and stayed paused) is reported and run again, up to twice as many attempts."""
     downtimes, switches = [], []
-    cmd = [migpilot, "migrate", "--policy", policy, "--memory", f"{mib}MiB", "--downtime-limit", "1ms", "--json"] + NO_MANUAL_RECOVERY
+    cmd = [migpilot, "migrate", "--policy", policy, "--memory", f"{mib}MiB", "--downtime-limit", "1ms", "--bandwidth", bandwidth,
+           "--postcopy-discard", discard, "--json"] + NO_MANUAL_RECOVERY
     for w in workloads:
         cmd += ["--workload", w]
     for _ in range(2 * runs):
@@ -100,50 +106,66 @@ def median_run(migpilot, policy, mib, workloads, runs=3):
     return statistics.median(downtimes), statistics.median(switches)
 
 
-def switchover_costs(migpilot, rate):
+def switchover_costs(migpilot, rate, bandwidth):
     """whatif's options for the switch's own work, from the engine: downtime = RTT + stamps at
     `rate` + fixed + check × guest pages (stop-and-copy), + postcopy fixed + per run × stale runs
-    (switch to postcopy)."""
+    + per page × held stale pages (switch to postcopy), for dropped and for moved runs."""
     small, large = 128, 512
     pages = {m: m * 256 for m in (small, large)}
-    stop = {m: median_run(migpilot, "policies/precopy.yaml", m, [f"fill:{m}MiB"])[0] for m in (small, large)}
+    stop = {m: median_run(migpilot, "policies/precopy.yaml", m, [f"fill:{m}MiB"], bandwidth)[0] for m in (small, large)}
     per_page = (stop[large] - stop[small]) / (pages[large] - pages[small])
     check = max(0.0, per_page - STAMP_BYTES / rate)
     fixed = max(0.0, stop[small] - pages[small] * per_page - RTT_S)
     after_pass = "policies/libvirt-postcopy-after-precopy.yaml"
-    empty, _ = median_run(migpilot, after_pass, large, [f"fill:{large}MiB"])
+    empty, _ = median_run(migpilot, after_pass, large, [f"fill:{large}MiB"], bandwidth)
     postcopy_fixed = max(0.0, empty - RTT_S - pages[large] * STAMP_BYTES / rate - fixed)
     # Two workloads share the guest, half each. A uniform writer's pages are independent:
     # dirty with p = 1 − e^(−r·t/W) after t seconds, and page i starts a run when i is dirty
-    # and i − 1 is not: W·p·(1 − p) runs.
-    writes, half = 20000, pages[large] // 2
-    written, switch = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"])
+    # and i − 1 is not: W·p·(1 − p) runs, of 1/(1 − p) pages on average (p ≈ 0.3 here: next
+    # to none as long as the shortest moved run). Its pages were zero when pass 1 sent them, so
+    # the destination holds next to none of them: the cost is per run. They are dropped, as
+    # `auto` drops short runs.
+    writes, half = 5000, pages[large] // 2
+    dropped, switch = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth)
     p = 1 - math.exp(-writes * switch / half)
     runs = half * p * (1 - p)
-    per_run = max(0.0, (written - empty) / runs)
+    per_run = max(0.0, (dropped - empty) / runs)
     # A dense stale set the destination holds: a sweep over a guest whose every page holds data
     # rewrites, in pass 1, pages that pass 1 has already sent (≈ rate × switch time of them, in
-    # one or two runs); each must be freed at the switch.
+    # one or two runs): dropped, each page is freed at the switch; moved (`auto`, as long runs
+    # are), each is moved out, after the fixed cost of moving at all, which a second sweep over
+    # a quarter of the guest (the rest zero) tells apart.
     sweep_rate = 200000
     with tempfile.TemporaryDirectory() as tmp:
-        sweep = os.path.join(tmp, "sweep.trace")
-        subprocess.run([migpilot, "trace", "synth", "--kind", "sweep", "--memory", f"{large}MiB", "--rate", str(sweep_rate),
-                        "--duration", "30s", "--initial", "data", "-o", sweep], check=True)
-        held_ms, held_switch = median_run(migpilot, after_pass, large, [f"trace:{sweep}"])
+        def sweep(region):
+            path = os.path.join(tmp, f"sweep-{region}.trace")
+            subprocess.run([migpilot, "trace", "synth", "--kind", "sweep", "--memory", f"{large}MiB", "--rate", str(sweep_rate),
+                            "--duration", "30s", "--initial", "data", "--region", f"0MiB:{region}MiB", "-o", path], check=True)
+            return f"trace:{path}"
+        whole, quarter = sweep(large), sweep(large // 4)
+        held_ms, held_switch = median_run(migpilot, after_pass, large, [whole], bandwidth, discard="drop")
+        moved_ms, moved_switch = median_run(migpilot, after_pass, large, [whole], bandwidth)
+        moved_quarter_ms, quarter_switch = median_run(migpilot, after_pass, large, [quarter], bandwidth)
     held = min(sweep_rate * held_switch, pages[large])
     per_page = max(0.0, (held_ms - empty - 2 * per_run) / held)
+    held_whole, held_quarter = min(sweep_rate * moved_switch, pages[large]), min(sweep_rate * quarter_switch, pages[large] // 4)
+    per_moved_page = max(0.0, (moved_ms - moved_quarter_ms) / (held_whole - held_quarter))
+    move_fixed = max(0.0, moved_quarter_ms - empty - per_moved_page * held_quarter)
     # The datasets' destinations are fresh: a pending page that lands where nothing was written
     # yet pays its first touch, which `rate` (into populated memory) does not contain.
     fresh = uncapped_rate(migpilot, populated=False)
     first_touch = max(0.0, 4096 / fresh - 4096 / rate)
     print(f"switch: stop-and-copy {stop[small] * 1e3:.1f} ms at {small} MiB, {stop[large] * 1e3:.1f} ms at {large} MiB; "
-          f"postcopy {empty * 1e3:.1f} ms with nothing stale, {written * 1e3:.1f} ms with ≈ {runs:.0f} stale runs, "
-          f"{held_ms * 1e3:.1f} ms with ≈ {held:.0f} held stale pages; "
+          f"postcopy {empty * 1e3:.1f} ms with nothing stale, {dropped * 1e3:.1f} ms with ≈ {runs:.0f} stale runs dropped, "
+          f"{held_ms * 1e3:.1f} ms with ≈ {held:.0f} held stale pages dropped, {moved_ms * 1e3:.1f} ms with ≈ {held_whole:.0f} "
+          f"moved and {moved_quarter_ms * 1e3:.1f} ms with ≈ {held_quarter:.0f} moved; "
           f"into fresh memory {fresh / 1e6:.0f} MB/s (first touch {first_touch * 1e6:.1f} us a page)",
           file=sys.stderr, flush=True)
     return ["--switchover-fixed", f"{fixed * 1e6:.0f}us", "--switchover-check-per-page", f"{check * 1e9:.0f}ns",
             "--postcopy-switch-fixed", f"{postcopy_fixed * 1e6:.0f}us", "--postcopy-switch-per-run", f"{per_run * 1e9:.0f}ns",
             "--postcopy-switch-per-page", f"{per_page * 1e9:.0f}ns",
+            "--postcopy-switch-per-moved-page", f"{per_moved_page * 1e9:.0f}ns",
+            "--postcopy-switch-move-fixed", f"{move_fixed * 1e6:.0f}us",
             "--switchover-first-touch", f"{first_touch * 1e9:.0f}ns"]
 
 
@@ -192,7 +214,7 @@ def main():
     if not args.switchover_costs:
         print("measuring the engine's switchover costs", file=sys.stderr, flush=True)
         rate = float(args.switchover_bandwidth.removesuffix("MB/s")) * 1e6
-        args.switchover_costs = " ".join(switchover_costs(args.migpilot, rate))
+        args.switchover_costs = " ".join(switchover_costs(args.migpilot, rate, args.bandwidth))
     rows = []
     for trace in traces:
         info = trace_info(args.migpilot, trace)

@@ -50,11 +50,15 @@ public final class MigrationDestination: @unchecked Sendable {
     /// requests go only on a link the source has greeted.
     private var resumed: StreamConnection?
 
+    /// How the stale pages are dropped at the switch to postcopy.
+    public let postcopyDiscard: StaleRunDrop
+
     /// `memory` must hold zeros, as `GuestMemory` maps it: a page the stream says is zero and
     /// that nothing was written to here is left untouched. `workloads` run here afterwards.
-    public init(memory: GuestMemory, workloads: [GuestWorkload] = []) {
+    public init(memory: GuestMemory, workloads: [GuestWorkload] = [], postcopyDiscard: StaleRunDrop = .auto) {
         self.memory = memory
         self.workloads = workloads
+        self.postcopyDiscard = postcopyDiscard
     }
 
     /// Receives one migration over `channel`. `reconnect` waits for the source's next
@@ -175,7 +179,8 @@ public final class MigrationDestination: @unchecked Sendable {
                 session.stampsArrived += UInt64(sequences.count)
             case let .postcopyStart(discard):
                 let snapshot = try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived)
-                let pageFaults = try PostcopyFaults(memory: memory, stale: discard, untouched: session.untouched(of: memory.pageCount)) { [self] ranges in request(ranges) }
+                let pageFaults = try PostcopyFaults(memory: memory, stale: discard, untouched: session.untouched(of: memory.pageCount),
+                                                    discard: postcopyDiscard) { [self] ranges in request(ranges) }
                 try pageFaults.start()
                 session.faults = pageFaults
                 try startGuest(snapshot, session.guest)

@@ -1,5 +1,6 @@
 import CUring
 import Glibc
+import Migration
 import Traces
 
 /// The destination's half of postcopy: the guest region registered with userfaultfd in missing
@@ -29,7 +30,7 @@ final class PostcopyFaults: @unchecked Sendable {
 
     /// Where the stale pages went (`moveOut`), to be freed once the guest runs here.
     private var moved: (base: UnsafeMutableRawPointer, size: Int)?
-    /// Stale pages (and holes among them) moved out rather than freed at the switch.
+    /// Stale pages (holes among them included) moved out rather than freed at the switch.
     let pagesMovedOut: UInt64
 
     /// Whether this kernel's userfaultfd can move pages (UFFDIO_MOVE, Linux 6.8+).
@@ -41,11 +42,11 @@ final class PostcopyFaults: @unchecked Sendable {
     /// path; it is called from the fault thread.
     ///
     /// The drop is inside the downtime, and freeing a page costs ≈ 0.25 µs here (numpy-stencil:
-    /// 125,000 held stale pages, 30 ms). So the stale pages are moved out instead (UFFDIO_MOVE
-    /// into a scratch region: ≈ 0.07 µs a page and 1 µs a run) and freed later, on a thread of
-    /// their own (`freeMovedPages()`); a kernel without UFFDIO_MOVE, or a run it will not
-    /// move, gets MADV_DONTNEED.
-    init(memory: GuestMemory, stale: [PageRange], untouched: PageBitmap,
+    /// 125,000 held stale pages in 12 runs, 30 ms). So runs long enough (`StaleRunDrop`, `mode`) are
+    /// moved out instead (UFFDIO_MOVE into a scratch region, 11 ms there) and freed later, on a
+    /// thread of their own (`freeMovedPages()`); short runs (memcached: 17,000 runs of about
+    /// two pages), a kernel without UFFDIO_MOVE and a run it will not move get MADV_DONTNEED.
+    init(memory: GuestMemory, stale: [PageRange], untouched: PageBitmap, discard mode: StaleRunDrop = .auto,
          request: @escaping @Sendable ([PageRange]) throws -> Void) throws(SystemCallError) {
         self.memory = memory
         self.request = request
@@ -60,16 +61,21 @@ final class PostcopyFaults: @unchecked Sendable {
         let fd = try Sys.uffdOpen(features: Self.canMove ? UInt64(MP_UFFD_FEATURE_MOVE) : 0)
         do throws(SystemCallError) {
             try Sys.uffdRegister(fd, memory.base, memory.byteCount, mode: UInt64(MP_UFFDIO_REGISTER_MODE_MISSING))
-            var toDiscard = stale
-            let staleBytes = Int(stale.pageCount) * memory.pageSize
-            if Self.canMove, staleBytes > 0, let scratch = try? Sys.mapAnonymous(staleBytes) {
-                moved = (scratch, staleBytes)
-                if (try? Sys.uffdRegister(fd, scratch, staleBytes, mode: UInt64(MP_UFFDIO_REGISTER_MODE_MISSING))) != nil {
-                    toDiscard = Sys.moveOut(stale, of: memory.base, pageSize: memory.pageSize, uffd: fd, to: scratch)
-                }
+            let moves = Self.canMove ? mode.moves(runsOf: stale.map(\.count)) : stale.map { _ in false }
+            let long = zip(stale, moves).filter(\.1).map(\.0)
+            var toDiscard = zip(stale, moves).filter { !$0.1 }.map(\.0)
+            let longBytes = Int(long.pageCount) * memory.pageSize
+            if longBytes > 0, let scratch = try? Sys.mapAnonymous(longBytes) {
+                moved = (scratch, longBytes)
+                let registered = (try? Sys.uffdRegister(fd, scratch, longBytes, mode: UInt64(MP_UFFDIO_REGISTER_MODE_MISSING))) != nil
+                let unmoved = registered ? Sys.moveOut(long, of: memory.base, pageSize: memory.pageSize, uffd: fd, to: scratch) : long
+                pagesMovedOut = long.pageCount - unmoved.pageCount
+                toDiscard += unmoved
+            } else {
+                pagesMovedOut = 0
+                toDiscard += long
             }
             try Sys.discard(toDiscard, of: memory.base, pageSize: memory.pageSize)
-            pagesMovedOut = stale.pageCount - toDiscard.pageCount
             wake = try Sys.wakePipe()
         } catch {
             if let moved { Sys.free(moved.base, moved.size) }

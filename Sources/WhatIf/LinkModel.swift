@@ -63,11 +63,20 @@ public struct SwitchoverCost: Sendable, Equatable {
     public var checkSecondsPerPage: Double
     /// Switch to postcopy: the destination's userfaultfd registration and guest start.
     public var postcopyFixedSeconds: Double
-    /// Switch to postcopy, per run of stale pages the destination drops.
+    /// Switch to postcopy, per run of stale pages the destination drops (a run shorter than
+    /// `StaleRunDrop.shortestMovedRun`: MADV_DONTNEED, batched).
     public var secondsPerStaleRun: Double
-    /// Switch to postcopy, per stale page the destination holds (it received the page before):
-    /// dropping it moves a populated page out, where a page never written costs next to nothing.
+    /// Switch to postcopy, per stale page of a dropped run that the destination holds (it
+    /// received the page before): dropping it frees a populated page, where a page never
+    /// written costs nothing.
     public var secondsPerStalePage: Double
+    /// Switch to postcopy, per run of stale pages the destination moves out (a long run:
+    /// UFFDIO_MOVE, one call each).
+    public var secondsPerMovedRun: Double
+    /// Switch to postcopy, per stale page of a moved run that the destination holds.
+    public var secondsPerMovedPage: Double
+    /// Switch to postcopy, once when any run is moved: the scratch region and the first move.
+    public var moveFixedSeconds: Double
     /// Bytes per guest page the switch sends as the stamps' table (any switch).
     public var stampBytesPerPage: Int
     /// Stop-and-copy, per pending data page that lands where the destination has written
@@ -77,13 +86,17 @@ public struct SwitchoverCost: Sendable, Equatable {
     public var firstTouchSecondsPerPage: Double
 
     public init(fixedSeconds: Double = 0, checkSecondsPerPage: Double = 0,
-                postcopyFixedSeconds: Double = 0, secondsPerStaleRun: Double = 0, secondsPerStalePage: Double = 0, stampBytesPerPage: Int = 0,
+                postcopyFixedSeconds: Double = 0, secondsPerStaleRun: Double = 0, secondsPerStalePage: Double = 0,
+                secondsPerMovedRun: Double = 0, secondsPerMovedPage: Double = 0, moveFixedSeconds: Double = 0, stampBytesPerPage: Int = 0,
                 firstTouchSecondsPerPage: Double = 0) {
         self.fixedSeconds = fixedSeconds
         self.checkSecondsPerPage = checkSecondsPerPage
         self.postcopyFixedSeconds = postcopyFixedSeconds
         self.secondsPerStaleRun = secondsPerStaleRun
         self.secondsPerStalePage = secondsPerStalePage
+        self.secondsPerMovedRun = secondsPerMovedRun
+        self.secondsPerMovedPage = secondsPerMovedPage
+        self.moveFixedSeconds = moveFixedSeconds
         self.stampBytesPerPage = stampBytesPerPage
         self.firstTouchSecondsPerPage = firstTouchSecondsPerPage
     }
@@ -100,7 +113,9 @@ public struct SwitchoverCost: Sendable, Equatable {
     /// touches alone would make a fresh destination look slower at the stop than in the passes
     /// before it. A prediction of a fresh destination behind a cap slower than the first touch
     /// (the prediction table, 1 Gbit/s) passes it explicitly.
+    /// The moved runs' terms (UFFDIO_MOVE): per run `Benchmarks/stale-drop.sh`'s fit (one
+    /// thread), per page and fixed measured in migrations (docs/model.md, "Switchover").
     public static let embeddedEngine = SwitchoverCost(
         fixedSeconds: 2.02e-3, checkSecondsPerPage: 88e-9, postcopyFixedSeconds: 5.0e-3, secondsPerStaleRun: 0.57e-6,
-        secondsPerStalePage: 245e-9, stampBytesPerPage: 8)
+        secondsPerStalePage: 245e-9, secondsPerMovedRun: 1.07e-6, secondsPerMovedPage: 60e-9, moveFixedSeconds: 3.0e-3, stampBytesPerPage: 8)
 }

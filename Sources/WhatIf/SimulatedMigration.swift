@@ -146,7 +146,7 @@ public final class SimulatedMigration: MigrationControl {
         let runs = toSend.runCount
         let bytes = Double(runs * 16) + stampBytes
         let switchover = bytes / switchoverBandwidth + link.roundTripSeconds + work.fixedSeconds + work.postcopyFixedSeconds
-            + Double(runs) * work.secondsPerStaleRun + Double(heldPages(in: toSend)) * work.secondsPerStalePage
+            + staleDropSeconds(toSend, work)
         transferred += bytes
         time += switchover
         downtime = switchover
@@ -506,9 +506,21 @@ public final class SimulatedMigration: MigrationControl {
         return pages
     }
 
-    /// Pages of `set` the destination has received (and so holds in memory).
-    private func heldPages(in set: PageBitmap) -> Int {
-        set.words.indices.reduce(0) { $0 + (set.words[$1] & landedWord($1)).nonzeroBitCount }
+    /// The destination's drop of the stale set `set` at the switch, run by run as the engine
+    /// does it (`StaleRunDrop.auto`): the long runs moved out (a fixed cost once, then per run
+    /// and per page), the others dropped, each paying per page only for the pages the
+    /// destination holds.
+    private func staleDropSeconds(_ set: PageBitmap, _ work: SwitchoverCost) -> Double {
+        var runs = set
+        let stale = runs.ranges(clearing: true)
+        let moves = StaleRunDrop.auto.moves(runsOf: stale.map(\.count))
+        var seconds = moves.contains(true) ? work.moveFixedSeconds : 0
+        for (run, moved) in zip(stale, moves) {
+            let held = Double((run.start..<run.end).reduce(0) { $0 + (landed.contains($1) ? 1 : 0) })
+            seconds += moved ? work.secondsPerMovedRun + held * work.secondsPerMovedPage
+                             : work.secondsPerStaleRun + held * work.secondsPerStalePage
+        }
+        return seconds
     }
 
     private func landedWord(_ i: Int) -> UInt64 { i < landed.words.count ? landed.words[i] : 0 }

@@ -2,12 +2,19 @@ import ArgumentParser
 import Migration
 import MigrationEngine
 
-/// How a destination's guest memory is set up before the stream arrives: fresh (each page pays
-/// its first touch as it lands) or, with `--mem-prealloc` as in QEMU, faulted in beforehand.
+/// How a destination is set up before the stream arrives: its guest memory fresh (each page
+/// pays its first touch as it lands) or, with `--mem-prealloc` as in QEMU, faulted in
+/// beforehand; and how it drops the stale pages at the switch to postcopy.
 struct DestinationMemoryOptions: ParsableArguments {
     @Flag(name: .customLong("mem-prealloc"),
           help: "Fault the destination's memory in before the migration starts (as QEMU's -mem-prealloc).")
     var prealloc = false
+    @Option(name: .customLong("postcopy-discard"),
+            help: "How the destination drops its stale pages at the switch to postcopy: auto (runs of \(StaleRunDrop.shortestMovedRun) pages or more moved out with UFFDIO_MOVE and freed once the guest runs, when they hold \(StaleRunDrop.fewestMovedPages) pages or more; the rest dropped), move (every run) or drop (MADV_DONTNEED, every run).")
+    var postcopyDiscard: StaleRunDrop = .auto
+
+    /// The first of these options given, for commands where they do not apply.
+    var given: String? { prealloc ? "--mem-prealloc" : postcopyDiscard != .auto ? "--postcopy-discard" : nil }
 
     /// The destination's memory of `size`, populated first if asked.
     func memory(_ size: ByteCount) throws -> GuestMemory {
@@ -15,4 +22,11 @@ struct DestinationMemoryOptions: ParsableArguments {
         if prealloc { try memory.populate() }
         return memory
     }
+
+    /// A destination of `size` set up as asked, running `workloads` afterwards.
+    func destination(_ size: ByteCount, workloads: [GuestWorkload]) throws -> MigrationDestination {
+        MigrationDestination(memory: try memory(size), workloads: workloads, postcopyDiscard: postcopyDiscard)
+    }
 }
+
+extension StaleRunDrop: ExpressibleByArgument {}

@@ -54,7 +54,7 @@ struct GuestCommand: ParsableCommand {
         if let qmp { do { _ = try MigrationURI(parsing: qmp) } catch { throw ValidationError("--qmp: \(error)") } }
         if incoming == "defer", qmp == nil { throw ValidationError("--incoming defer waits for QMP's migrate-incoming: give --qmp unix:PATH too") }
         if let incoming, incoming != "defer" { do { _ = try MigrationURI(parsing: incoming) } catch { throw ValidationError("--incoming: \(error)") } }
-        if destinationMemory.prealloc, incoming == nil { throw ValidationError("--mem-prealloc applies to a guest started with --incoming") }
+        if let given = destinationMemory.given, incoming == nil { throw ValidationError("\(given) applies to a guest started with --incoming") }
     }
 
     func run() throws {

@@ -35,7 +35,7 @@ extension GuestCommand {
             return guest
         }
         let destination: MigrationDestination
-        do { destination = MigrationDestination(memory: try destinationMemory.memory(memory), workloads: workloads) } catch {
+        do { destination = try destinationMemory.destination(memory, workloads: workloads) } catch {
             throw fail("cannot set up the destination's memory: \(error)", ExitCodes.unavailable)
         }
         destination.onLinkEvent = { line in Terminal.standardError("incoming: \(line)\n") }

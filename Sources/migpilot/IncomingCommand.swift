@@ -43,7 +43,7 @@ func receiveMigration(uri: String, memory: ByteCount, options: DestinationMemory
     let destination: MigrationDestination
     let report: DestinationReport
     do {
-        destination = MigrationDestination(memory: try options.memory(memory), workloads: workloads)
+        destination = try options.destination(memory, workloads: workloads)
         let listener = try Transport.listen(try MigrationURI(parsing: uri))
         defer { listener.close() }
         let channel = try listener.accept()

@@ -15,10 +15,10 @@ final class LocalDestination: @unchecked Sendable {
     private var result: Result<DestinationReport, any Error>?
     private let done = DispatchSemaphore(value: 0)
 
-    init(memory: GuestMemory, workloads: [GuestWorkload]) throws {
+    init(_ destination: MigrationDestination) throws {
         listener = try Transport.listen(.tcp(host: "127.0.0.1", port: 0))
         uri = listener.uri
-        destination = MigrationDestination(memory: memory, workloads: workloads)
+        self.destination = destination
         DispatchQueue.global().async { [self] in
             result = Result { () throws -> DestinationReport in
                 let channel = try listener.accept()

@@ -85,7 +85,7 @@ struct MigrateCommand: ParsableCommand {
         if let to { do { _ = try MigrationURI(parsing: to) } catch { throw ValidationError("--to: \(error)") } }
         for w in workload { do { _ = try GuestWorkload(parsing: w) } catch { throw ValidationError("--workload: \(error)") } }
         for i in inject { do { _ = try InjectedCut(parsing: i) } catch { throw ValidationError("--inject: \(error)") } }
-        if destinationMemory.prealloc, to != nil { throw ValidationError("--mem-prealloc sets up the local destination; with --to, give it to the destination (migpilot incoming --mem-prealloc)") }
+        if let given = destinationMemory.given, to != nil { throw ValidationError("\(given) sets up the local destination; with --to, give it to the destination (migpilot incoming \(given))") }
     }
 
     func run() throws {
@@ -116,7 +116,7 @@ struct MigrateCommand: ParsableCommand {
                 local = nil
                 channel = try Transport.connect(try MigrationURI(parsing: to))
             } else {
-                let started = try LocalDestination(memory: try destinationMemory.memory(memory), workloads: guest.workloads)
+                let started = try LocalDestination(try destinationMemory.destination(memory, workloads: guest.workloads))
                 local = started
                 channel = try Transport.connect(started.uri)
             }

@@ -17,12 +17,21 @@ struct SwitchoverCostOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Switch to postcopy: fixed time at the destination (userfaultfd registration, guest start); default \(TimeSpan(seconds: engine.postcopyFixedSeconds)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var postcopySwitchFixed = TimeSpan(seconds: engine.postcopyFixedSeconds)
-    @Option(help: ArgumentHelp("Switch to postcopy: time per run of stale pages the destination drops (one UFFDIO_MOVE); default \(TimeSpan(seconds: engine.secondsPerStaleRun)).",
+    @Option(help: ArgumentHelp("Switch to postcopy: time per short run of stale pages the destination drops (MADV_DONTNEED, batched); default \(TimeSpan(seconds: engine.secondsPerStaleRun)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var postcopySwitchPerRun = TimeSpan(seconds: engine.secondsPerStaleRun)
-    @Option(help: ArgumentHelp("Switch to postcopy: time per stale page the destination holds (moving it out); default \(TimeSpan(seconds: engine.secondsPerStalePage)).",
+    @Option(help: ArgumentHelp("Switch to postcopy: time per stale page of a dropped run the destination holds (freeing it); default \(TimeSpan(seconds: engine.secondsPerStalePage)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var postcopySwitchPerPage = TimeSpan(seconds: engine.secondsPerStalePage)
+    @Option(help: ArgumentHelp("Switch to postcopy: time per long run of stale pages the destination moves out (one UFFDIO_MOVE); default \(TimeSpan(seconds: engine.secondsPerMovedRun)).",
+                               valueName: "time"), transform: Parse.timeSpan)
+    var postcopySwitchPerMovedRun = TimeSpan(seconds: engine.secondsPerMovedRun)
+    @Option(help: ArgumentHelp("Switch to postcopy: time per stale page of a moved run the destination holds; default \(TimeSpan(seconds: engine.secondsPerMovedPage)).",
+                               valueName: "time"), transform: Parse.timeSpan)
+    var postcopySwitchPerMovedPage = TimeSpan(seconds: engine.secondsPerMovedPage)
+    @Option(help: ArgumentHelp("Switch to postcopy: fixed time when the destination moves any run out (its scratch region, the first move); default \(TimeSpan(seconds: engine.moveFixedSeconds)).",
+                               valueName: "time"), transform: Parse.timeSpan)
+    var postcopySwitchMoveFixed = TimeSpan(seconds: engine.moveFixedSeconds)
     @Option(help: ArgumentHelp("Either switch: bytes per guest page of the stamps' table, sent at the switchover rate.",
                                valueName: "bytes"))
     var switchoverStampBytes = engine.stampBytesPerPage
@@ -33,7 +42,9 @@ struct SwitchoverCostOptions: ParsableArguments {
     var cost: SwitchoverCost {
         SwitchoverCost(fixedSeconds: switchoverFixed.seconds, checkSecondsPerPage: switchoverCheckPerPage.seconds, postcopyFixedSeconds: postcopySwitchFixed.seconds,
                        secondsPerStaleRun: postcopySwitchPerRun.seconds,
-                       secondsPerStalePage: postcopySwitchPerPage.seconds, stampBytesPerPage: switchoverStampBytes,
+                       secondsPerStalePage: postcopySwitchPerPage.seconds, secondsPerMovedRun: postcopySwitchPerMovedRun.seconds,
+                       secondsPerMovedPage: postcopySwitchPerMovedPage.seconds, moveFixedSeconds: postcopySwitchMoveFixed.seconds,
+                       stampBytesPerPage: switchoverStampBytes,
                        firstTouchSecondsPerPage: switchoverFirstTouch.seconds)
     }
 }

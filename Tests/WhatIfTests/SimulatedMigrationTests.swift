@@ -345,4 +345,18 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
         let expected = 2.0 * 16 / (40_000 * pageCost) + 0.001 + 0.003 + 2 * 5e-6 + 100 * 7e-6
         #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s")
     }
+
+    @Test func longStaleRunsAreMovedOutAsTheEngineDoes() throws {
+        // A 40,000-page guest rewrites 0 ..< 17,000 every interval; by 20.35 s pass 1 has sent
+        // about 0 ..< 20,350. Stale: 0 ..< 17,000 (held) and the unsent rest (not held): two
+        // long runs holding enough pages to be moved (StaleRunDrop.auto), not dropped.
+        let workload = try scriptedWorkload(pages: 40_000, intervalSeconds: 0.1,
+                                            intervals: Array(repeating: [PageRange(start: 0, count: 17_000)], count: 10))
+        let work = SwitchoverCost(postcopyFixedSeconds: 0.003, secondsPerStaleRun: 1, secondsPerStalePage: 1,
+                                  secondsPerMovedRun: 5e-6, secondsPerMovedPage: 7e-8, moveFixedSeconds: 0.002)
+        let (remaining, downtime) = try switchToPostcopy(at: 20.35, workload, work)
+        #expect((36_500...36_900).contains(remaining), "\(remaining) pages stale (17,000 rewritten, about 19,700 unsent)")
+        let expected = 2.0 * 16 / (40_000 * pageCost) + 0.001 + 0.003 + 0.002 + 2 * 5e-6 + 17_000 * 7e-8
+        #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s")
+    }
 }
