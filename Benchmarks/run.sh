@@ -88,6 +88,10 @@ echo
 echo "== embedded engine against QEMU (issue 4): 448 MiB over loopback tcp, unlimited bandwidth, fresh and pre-populated destinations"
 Benchmarks/qemu.sh "$bin"
 
+echo "== the switch's stale pages (issue 4): dropped (process_madvise) against moved (UFFDIO_MOVE), one thread"
+Benchmarks/stale-drop.sh
+echo
+
 echo "== postcopy recovery: resume span over 20 recoveries, dead-link detection, 16 GiB bitmap exchange"
 swift build -c release --product migpilot-recovery-bench >/dev/null
 python3 Benchmarks/recovery.py "$bin"

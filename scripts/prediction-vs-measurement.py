@@ -9,7 +9,7 @@ The cap holds precopy's passes back, not the stop-and-copy, which the engine (as
 as fast as the link takes it: whatif is given that rate as --switchover-bandwidth, the engine's
 uncapped rate over loopback into populated memory, measured here first (median of 3) unless
 given. The switch's own work (whatif's --switchover-* and --postcopy-switch-* options) is
-measured here too, at the table's cap, median of 3 each: stop-and-copies with nothing pending
+measured here too, at the table's cap, median of 5 each: stop-and-copies with nothing pending
 of two guest sizes (the fixed part, and per guest page the stamp check), a switch to postcopy
 with nothing stale (its fixed part), after a uniform writer (per stale run, dropped), after a
 sweep over a data-filled guest (per held stale page, dropped and moved) and after one over a
@@ -79,14 +79,15 @@ RTT_S = 0.001  # whatif's default --rtt, part of every measured switch below
 STAMP_BYTES = 8
 
 
-def median_run(migpilot, policy, mib, workloads, bandwidth, discard="auto", runs=3):
+def median_run(migpilot, policy, mib, workloads, bandwidth, discard="auto", postcopy=False, runs=5):
     """Median downtime and switch time of `runs` completed migrations of a `mib` MiB guest at
     the table's `bandwidth`, with a 1 ms downtime limit (so that precopy stops or switches with
     almost nothing pending) and the destination dropping stale pages as `discard` says. Capped
     as the table's runs are, so that the destination keeps up with the stream: uncapped, the
     switch found it tens of milliseconds behind (pass 1's bytes still in the sockets and its
     first touches), which no term of the model is. One that does not complete (a postcopy link
-    that broke and stayed paused) is reported and run again, up to twice as many attempts."""
+    that broke and stayed paused), or that was to switch to postcopy (`postcopy`) and did not,
+    is reported and run again, up to twice as many attempts."""
     downtimes, switches = [], []
     cmd = [migpilot, "migrate", "--policy", policy, "--memory", f"{mib}MiB", "--downtime-limit", "1ms", "--bandwidth", bandwidth,
            "--postcopy-discard", discard, "--json"] + NO_MANUAL_RECOVERY
@@ -98,6 +99,9 @@ def median_run(migpilot, policy, mib, workloads, bandwidth, discard="auto", runs
         summary = last_json_line(subprocess.run(cmd, capture_output=True, text=True).stdout)
         if summary.get("status") != "completed":
             print(f"calibration run did not complete ({summary.get('status')}): {' '.join(cmd)}", file=sys.stderr, flush=True)
+            continue
+        if postcopy and summary.get("postcopy_time_s") is None:
+            print(f"calibration run completed without switching to postcopy: {' '.join(cmd)}", file=sys.stderr, flush=True)
             continue
         downtimes.append(summary["downtime_s"])
         switches.append(summary["total_time_s"] - (summary["postcopy_time_s"] or 0))
@@ -117,7 +121,10 @@ def switchover_costs(migpilot, rate, bandwidth):
     check = max(0.0, per_page - STAMP_BYTES / rate)
     fixed = max(0.0, stop[small] - pages[small] * per_page - RTT_S)
     after_pass = "policies/libvirt-postcopy-after-precopy.yaml"
-    empty, _ = median_run(migpilot, after_pass, large, [f"fill:{large}MiB"], bandwidth)
+    # Nearly nothing stale: a filled guest alone converges at the end of pass 1 and never
+    # switches, so a writer of 100 pages/s keeps pass 2 above the threshold (a few hundred
+    # stale runs, well under a millisecond).
+    empty, _ = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", "uniform:rate=100"], bandwidth, postcopy=True)
     postcopy_fixed = max(0.0, empty - RTT_S - pages[large] * STAMP_BYTES / rate - fixed)
     # Two workloads share the guest, half each. A uniform writer's pages are independent:
     # dirty with p = 1 − e^(−r·t/W) after t seconds, and page i starts a run when i is dirty
@@ -126,7 +133,7 @@ def switchover_costs(migpilot, rate, bandwidth):
     # the destination holds next to none of them: the cost is per run. They are dropped, as
     # `auto` drops short runs.
     writes, half = 5000, pages[large] // 2
-    dropped, switch = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth)
+    dropped, switch = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth, postcopy=True)
     p = 1 - math.exp(-writes * switch / half)
     runs = half * p * (1 - p)
     per_run = max(0.0, (dropped - empty) / runs)
@@ -143,9 +150,9 @@ def switchover_costs(migpilot, rate, bandwidth):
                             "--duration", "30s", "--initial", "data", "--region", f"0MiB:{region}MiB", "-o", path], check=True)
             return f"trace:{path}"
         whole, quarter = sweep(large), sweep(large // 4)
-        held_ms, held_switch = median_run(migpilot, after_pass, large, [whole], bandwidth, discard="drop")
-        moved_ms, moved_switch = median_run(migpilot, after_pass, large, [whole], bandwidth)
-        moved_quarter_ms, quarter_switch = median_run(migpilot, after_pass, large, [quarter], bandwidth)
+        held_ms, held_switch = median_run(migpilot, after_pass, large, [whole], bandwidth, discard="drop", postcopy=True)
+        moved_ms, moved_switch = median_run(migpilot, after_pass, large, [whole], bandwidth, postcopy=True)
+        moved_quarter_ms, quarter_switch = median_run(migpilot, after_pass, large, [quarter], bandwidth, postcopy=True)
     held = min(sweep_rate * held_switch, pages[large])
     per_page = max(0.0, (held_ms - empty - 2 * per_run) / held)
     held_whole, held_quarter = min(sweep_rate * moved_switch, pages[large]), min(sweep_rate * quarter_switch, pages[large] // 4)
