@@ -148,6 +148,12 @@ import Testing
         let none = try e2e.migpilot(["guest", "--memory", "1MiB"])
         #expect(none.status == 64)
         #expect(none.stderr.contains("--workload"), "\(none.stderr)")
+        let discard = try e2e.migpilot(["migrate", "--postcopy-discard", "free"])
+        #expect(discard.status == 64)
+        #expect(discard.stderr.contains("auto") && discard.stderr.contains("drop"), "\(discard.stderr)")
+        let remote = try e2e.migpilot(["migrate", "--to", "unix:/tmp/nowhere.sock", "--postcopy-discard", "drop"])
+        #expect(remote.status == 64)
+        #expect(remote.stderr.contains("migpilot incoming --postcopy-discard"), "\(remote.stderr)")
     }
 
     /// How the stream reaches the destination in `overEveryTransport`.
