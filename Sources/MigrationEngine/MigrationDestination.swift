@@ -275,6 +275,7 @@ public final class MigrationDestination: @unchecked Sendable {
     /// still running leaves that set, and a copy taken before would count its write as lost.
     private func verify(stamps: [UInt64], arrived: UInt64, missing: UInt64, knownZero: () -> PageBitmap?) -> (Bool, String) {
         if missing > 0 { return (false, "the source completed with \(missing) pages never sent") }
+        let stamps = arrived >= memory.pageCount ? stamps : nil
         let bad: [UInt64]
         var what = "checked against the source's final stamps"
         if let guest {
@@ -282,7 +283,7 @@ public final class MigrationDestination: @unchecked Sendable {
             defer { guest.resume() }
             bad = guest.mismatches(in: memory, knownZero: knownZero())
             what = "checked against the source's stamps and the writes made here since"
-        } else if arrived >= memory.pageCount {
+        } else if let stamps {
             bad = Guest.mismatches(in: memory, expected: stamps, knownZero: knownZero())
         } else {
             bad = (0..<memory.pageCount).filter { PageStamp.read(from: memory.pointer(page: $0)) == .corrupt }
@@ -295,7 +296,7 @@ public final class MigrationDestination: @unchecked Sendable {
         case .stamped(let s): found = "stamp (page \(s.page), sequence \(s.sequence))"
         case .corrupt: found = "a damaged stamp"
         }
-        let wanted = guest.map { $0.lastSequence(page: first) } ?? (arrived >= memory.pageCount ? stamps[Int(first)] : nil)
+        let wanted = guest.map { $0.lastSequence(page: first) } ?? stamps.map { $0[Int(first)] }
         return (false, "\(bad.count) of \(memory.pageCount) pages do not hold their latest write; the first, page \(first), has \(found)"
                 + (wanted.map { ", expected sequence \($0)" } ?? ""))
     }

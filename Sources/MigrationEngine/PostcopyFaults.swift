@@ -61,7 +61,7 @@ final class PostcopyFaults: @unchecked Sendable {
         let fd = try Sys.uffdOpen(features: Self.canMove ? UInt64(MP_UFFD_FEATURE_MOVE) : 0)
         do throws(SystemCallError) {
             try Sys.uffdRegister(fd, memory.base, memory.byteCount, mode: UInt64(MP_UFFDIO_REGISTER_MODE_MISSING))
-            let moves = Self.canMove ? mode.moves(runsOf: stale.map(\.count)) : stale.map { _ in false }
+            let moves = (Self.canMove ? mode : .drop).moves(runsOf: stale.map(\.count))
             let long = zip(stale, moves).filter(\.1).map(\.0)
             var toDiscard = zip(stale, moves).filter { !$0.1 }.map(\.0)
             let longBytes = Int(long.pageCount) * memory.pageSize

@@ -63,18 +63,30 @@ public struct PageBitmap: Sendable, Equatable {
     /// returns the sum of what `body` returns.
     private mutating func forEachWord(of range: PageRange, _ body: (inout UInt64, UInt64) -> Int) -> UInt64 {
         var total: UInt64 = 0
-        var page = range.start
-        let end = range.end
         words.withUnsafeMutableBufferPointer { w in
-            while page < end {
-                let wi = Int(page / 64), bit = page % 64
-                let n = min(64 - bit, end - page)
-                let mask: UInt64 = n == 64 ? ~0 : ((1 << n) - 1) << bit
-                total += UInt64(body(&w[wi], mask))
-                page += n
-            }
+            Self.forEachMask(of: range) { wi, mask in total += UInt64(body(&w[wi], mask)) }
         }
         return total
+    }
+
+    /// How many pages of `range` are set.
+    public func count(in range: PageRange) -> UInt64 {
+        let clamped = PageRange(start: range.start, count: min(range.end, UInt64(words.count) * 64) - min(range.start, UInt64(words.count) * 64))
+        var total: UInt64 = 0
+        Self.forEachMask(of: clamped) { wi, mask in total += UInt64((words[wi] & mask).nonzeroBitCount) }
+        return total
+    }
+
+    /// Calls `body` with the index of each word `range` touches and the mask of its pages there.
+    private static func forEachMask(of range: PageRange, _ body: (Int, UInt64) -> Void) {
+        var page = range.start
+        let end = range.end
+        while page < end {
+            let wi = Int(page / 64), bit = page % 64
+            let n = min(64 - bit, end - page)
+            body(wi, n == 64 ? ~0 : ((1 << n) - 1) << bit)
+            page += n
+        }
     }
 
     /// Sets every page of `pages` (an interval's set) and returns how many were new.

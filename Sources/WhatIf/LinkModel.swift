@@ -51,9 +51,9 @@ public struct LinkModel: Sendable, Equatable {
 /// the device state and every guest page's stamp (`stampBytesPerPage`, on the wire at the
 /// switchover rate) and wait for an answer (a round trip, `LinkModel.roundTripSeconds`); a
 /// stop-and-copy's destination checks the stamp of every page it holds data in before it
-/// answers complete-ack; a switch to postcopy's destination registers userfaultfd and moves
-/// the stale pages out (`UFFDIO_MOVE`, a cost per run and per page it held) before it answers
-/// postcopy-start-ack. docs/model.md ("Switchover") gives the
+/// answers complete-ack; a switch to postcopy's destination registers userfaultfd and gets
+/// rid of the stale pages as `StaleRunDrop.auto` says (long runs moved out, the rest dropped;
+/// each way a cost per run and per page it held) before it answers postcopy-start-ack. docs/model.md ("Switchover") gives the
 /// formulas and the measurements behind `embeddedEngine`.
 public struct SwitchoverCost: Sendable, Equatable {
     /// Either switch: stopping the guest, the last dirty-log collect, the device state's frames.
@@ -63,15 +63,15 @@ public struct SwitchoverCost: Sendable, Equatable {
     public var checkSecondsPerPage: Double
     /// Switch to postcopy: the destination's userfaultfd registration and guest start.
     public var postcopyFixedSeconds: Double
-    /// Switch to postcopy, per run of stale pages the destination drops (a run shorter than
-    /// `StaleRunDrop.shortestMovedRun`: MADV_DONTNEED, batched).
+    /// Switch to postcopy, per run of stale pages the destination drops (every run
+    /// `StaleRunDrop.auto` does not move: MADV_DONTNEED, batched).
     public var secondsPerStaleRun: Double
     /// Switch to postcopy, per stale page of a dropped run that the destination holds (it
     /// received the page before): dropping it frees a populated page, where a page never
     /// written costs nothing.
     public var secondsPerStalePage: Double
-    /// Switch to postcopy, per run of stale pages the destination moves out (a long run:
-    /// UFFDIO_MOVE, one call each).
+    /// Switch to postcopy, per run of stale pages the destination moves out (UFFDIO_MOVE, one
+    /// call each).
     public var secondsPerMovedRun: Double
     /// Switch to postcopy, per stale page of a moved run that the destination holds.
     public var secondsPerMovedPage: Double

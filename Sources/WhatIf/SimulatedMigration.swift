@@ -516,7 +516,7 @@ public final class SimulatedMigration: MigrationControl {
         let moves = StaleRunDrop.auto.moves(runsOf: stale.map(\.count))
         var seconds = moves.contains(true) ? work.moveFixedSeconds : 0
         for (run, moved) in zip(stale, moves) {
-            let held = Double((run.start..<run.end).reduce(0) { $0 + (landed.contains($1) ? 1 : 0) })
+            let held = Double(landed.count(in: run))
             seconds += moved ? work.secondsPerMovedRun + held * work.secondsPerMovedPage
                              : work.secondsPerStaleRun + held * work.secondsPerStalePage
         }

@@ -13,8 +13,10 @@ struct DestinationMemoryOptions: ParsableArguments {
             help: "How the destination drops its stale pages at the switch to postcopy: auto (runs of \(StaleRunDrop.shortestMovedRun) pages or more moved out with UFFDIO_MOVE and freed once the guest runs, when they hold \(StaleRunDrop.fewestMovedPages) pages or more; the rest dropped), move (every run) or drop (MADV_DONTNEED, every run).")
     var postcopyDiscard: StaleRunDrop = .auto
 
-    /// The first of these options given, for commands where they do not apply.
-    var given: String? { prealloc ? "--mem-prealloc" : postcopyDiscard != .auto ? "--postcopy-discard" : nil }
+    /// Each of these options and whether it was given, for commands where they do not apply.
+    var flags: [(String, Bool)] { [("--mem-prealloc", prealloc), ("--postcopy-discard", postcopyDiscard != .auto)] }
+    /// The first of them given.
+    var given: String? { flags.first(where: \.1)?.0 }
 
     /// The destination's memory of `size`, populated first if asked.
     func memory(_ size: ByteCount) throws -> GuestMemory {

@@ -171,6 +171,18 @@ import Testing
         runs.insert(128)
         #expect(runs.runCount == 2)
     }
+
+    @Test func countsTheSetPagesOfARange() {
+        var b = PageBitmap(pages: 300)
+        b.insert(PageRange(start: 60, count: 10))  // across a word boundary
+        b.insert(200)
+        #expect(b.count(in: PageRange(start: 0, count: 300)) == 11)
+        #expect(b.count(in: PageRange(start: 62, count: 5)) == 5)
+        #expect(b.count(in: PageRange(start: 64, count: 137)) == 7)
+        #expect(b.count(in: PageRange(start: 70, count: 130)) == 0)
+        #expect(b.count(in: PageRange(start: 200, count: 10_000)) == 1, "past the bitmap's end counts nothing")
+        #expect(b.count(in: PageRange(start: 5_000, count: 10)) == 0)
+    }
 }
 
 @Suite struct PageRangeRotationTests {
