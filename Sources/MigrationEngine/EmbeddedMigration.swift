@@ -442,8 +442,12 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         try sendDeviceState()
         try frame(.complete)
         try connection.flush()
-        let ack = try expectReply("complete-ack")
+        // The downtime ends when the destination's guest runs: in version 4 it says so before
+        // it checks the pages; a version 3 destination checks first and runs the guest just
+        // before its verdict.
+        if monitor.locked({ stream.awaitsGuestRunning }) { _ = try expectReply("guest-running") }
         let seconds = Double(Self.now() - stop) / 1e9
+        let ack = try expectReply("complete-ack")
         monitor.locked {
             if case let .completeAck(verified, detail) = ack {
                 destinationVerified = verified

@@ -20,8 +20,9 @@ public struct DestinationReport: Sendable {
 /// in; at the switch to postcopy the stale pages are dropped, the region is handed to
 /// userfaultfd (`PostcopyFaults`) and the guest starts here from the source's device state
 /// and stamps, faulting in what has not arrived; at `complete` every page's stamp is checked
-/// against the source's final stamps (or, after postcopy, the guest's own newer writes) and
-/// the verdict goes back in `complete-ack`. With workloads, the guest runs on here afterwards.
+/// against the source's final stamps (or, once the guest runs here, its own newer writes) and
+/// the verdict goes back in `complete-ack` — after a stopped copy, once the guest runs here and
+/// `guest-running` has ended the downtime. With workloads, the guest runs on here afterwards.
 ///
 /// A link that breaks in postcopy (an error, EOF, a damaged frame, 0.8 s of silence) pauses
 /// the destination: every page stays, faulting guest threads sleep on, their requests wait,
@@ -108,12 +109,16 @@ public final class MigrationDestination: @unchecked Sendable {
         /// touch pages that are zero already.
         var written: PageBitmap
 
-        /// Pages of the `pageCount` that nothing has written here: they hold zeros (the memory
-        /// was mapped zero).
-        func untouched(of pageCount: UInt64) -> PageBitmap {
+        /// Pages of the `pageCount` that nothing has written here, neither the stream nor
+        /// `guest` (paused) since it started: they hold zeros (the memory was mapped zero).
+        func untouched(of pageCount: UInt64, unwrittenBy guest: Guest? = nil) -> PageBitmap {
             var pages = PageBitmap(pages: pageCount), written = written
             pages.insertAll(below: pageCount)
             for r in written.ranges(clearing: false) { pages.remove(r) }
+            guard let guest else { return pages }
+            for r in pages.ranges(clearing: false) {
+                for page in r.start..<r.end where guest.lastSequence(page: page) != 0 { _ = pages.remove(PageRange(start: page, count: 1)) }
+            }
             return pages
         }
     }
@@ -206,16 +211,32 @@ public final class MigrationDestination: @unchecked Sendable {
             case .complete:
                 // The source waits in silence while every page is checked here.
                 unwatch()
-                // Pages nothing wrote here still hold the zeros they were mapped with: the check
-                // skips them rather than read-fault each fresh page in (about 1 µs a page here,
-                // inside the downtime). After postcopy the fault thread keeps that set.
-                let (verified, detail) = verify(stamps: session.stamps, arrived: session.stampsArrived, missing: session.faults?.missingPages ?? 0,
-                                                knownZero: { [session, pageCount = memory.pageCount] in session.faults?.untouchedPages ?? session.untouched(of: pageCount) })
-                session.faults?.stop()
-                // The guest runs here before the source hears that it may stop for good: the
-                // downtime the source measures ends when this guest resumes, as postcopy's does.
-                if session.faults == nil, verified {
+                // After a stopped copy the guest runs here before the source hears that it may
+                // stop for good: the downtime the source measures ends when this guest resumes,
+                // as postcopy's does. Version 4 says so at once and checks afterwards, with the
+                // guest paused again, so that the check (migpilot's proof, which no real
+                // migration makes) is not in the downtime; version 3 checks first.
+                let stoppedCopy = session.faults == nil
+                let runsFirst = session.state.owedAck == .guestRunning
+                if runsFirst {
                     try startGuest(try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived), session.guest)
+                    try reply(.guestRunning, &session.state, connection)
+                }
+                // Pages nothing wrote here still hold the zeros they were mapped with: the check
+                // skips them rather than read-fault each fresh page in (about 1 µs a page here).
+                // After postcopy the fault thread keeps that set; after a stopped copy, a page
+                // the guest has written here since it started leaves it.
+                let (verified, detail) = verify(stamps: session.stamps, arrived: session.stampsArrived, missing: session.faults?.missingPages ?? 0,
+                                                knownZero: { [session, guest, pageCount = memory.pageCount] in
+                                                    session.faults?.untouchedPages ?? session.untouched(of: pageCount, unwrittenBy: guest) })
+                session.faults?.stop()
+                if stoppedCopy, !runsFirst, verified {
+                    try startGuest(try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived), session.guest)
+                }
+                if stoppedCopy, !verified, let guest {
+                    // The source's guest goes on: this one, run on memory that failed its check, ends.
+                    guest.stop()
+                    self.guest = nil
                 }
                 try reply(.completeAck(verified: verified, detail: detail), &session.state, connection)
                 onStateChange(.completed)
@@ -255,7 +276,7 @@ public final class MigrationDestination: @unchecked Sendable {
     private func snapshot(progress: [UInt64]?, stamps: [UInt64], arrived: UInt64) throws -> GuestSnapshot? {
         guard !workloads.isEmpty else { return nil }
         guard let progress, arrived >= memory.pageCount else {
-            throw EngineError("the source sent no device state and stamps (an older protocol): this destination cannot run its workloads")
+            throw EngineError("the source sent no device state and stamps before complete: this destination cannot run its workloads")
         }
         return GuestSnapshot(progress: progress, sequences: stamps)
     }
@@ -270,7 +291,7 @@ public final class MigrationDestination: @unchecked Sendable {
 
     /// Every page's stamp against the source's final stamps — after postcopy, against the
     /// guest's own table, which started from them and has every write made here since. Without
-    /// stamps (a version 2 source) only the stamps' integrity can be checked.
+    /// stamps (a source that sent none) only the stamps' integrity can be checked.
     /// `knownZero` is taken only once the guest here is paused: a page it touches first while
     /// still running leaves that set, and a copy taken before would count its write as lost.
     private func verify(stamps: [UInt64], arrived: UInt64, missing: UInt64, knownZero: () -> PageBitmap?) -> (Bool, String) {

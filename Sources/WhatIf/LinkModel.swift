@@ -50,8 +50,8 @@ public struct LinkModel: Sendable, Equatable {
 /// real downtime tens of milliseconds where the pages alone take one or two. Both switches send
 /// the device state and every guest page's stamp (`stampBytesPerPage`, on the wire at the
 /// switchover rate) and wait for an answer (a round trip, `LinkModel.roundTripSeconds`); a
-/// stop-and-copy's destination checks the stamp of every page it holds data in before it
-/// answers complete-ack; a switch to postcopy's destination registers userfaultfd and gets
+/// stop-and-copy's destination checks the stamp of every page it holds data in once its guest
+/// runs, after the downtime and before it answers complete-ack; a switch to postcopy's destination registers userfaultfd and gets
 /// rid of the stale pages as `StaleRunDrop.auto` says (long runs moved out, the rest dropped;
 /// each way a cost per run and per page it held) before it answers postcopy-start-ack. docs/model.md ("Switchover") gives the
 /// formulas and the measurements behind `embeddedEngine`.
@@ -59,7 +59,8 @@ public struct SwitchoverCost: Sendable, Equatable {
     /// Either switch: stopping the guest, the last dirty-log collect, the device state's frames.
     public var fixedSeconds: Double
     /// Stop-and-copy, per page the destination holds data in (the pages it never wrote are
-    /// known zero and skipped): the destination checking the page's stamp.
+    /// known zero and skipped): the destination checking the page's stamp, once its guest
+    /// runs — in the total time, not in the downtime.
     public var checkSecondsPerPage: Double
     /// Switch to postcopy: the destination's userfaultfd registration and guest start.
     public var postcopyFixedSeconds: Double

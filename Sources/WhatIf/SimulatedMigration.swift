@@ -119,17 +119,18 @@ public final class SimulatedMigration: MigrationControl {
             events.append(.completionRefused(pendingPages: toSend.count))
             return false
         }
-        // Stop-and-copy: the guest is stopped; everything pending goes with the stamps, the
-        // destination checks every page, then it runs.
+        // Stop-and-copy: the guest is stopped; everything pending goes with the stamps and the
+        // destination's guest runs (the downtime ends). Then the destination checks the pages it
+        // holds data in, those it had and those landing now, before its verdict completes the
+        // migration.
         let work = link.switchoverCost
         let bytes = cost(of: toSend) + stampBytes
-        // The destination checks the pages it holds data in: those it had and those landing now.
         let fresh = freshDataPages(in: toSend)
-        let stop = bytes / switchoverBandwidth + link.roundTripSeconds + work.fixedSeconds + Double(Int(landed.count) + fresh) * work.checkSecondsPerPage
-            + Double(fresh) * work.firstTouchSecondsPerPage
+        let stop = bytes / switchoverBandwidth + link.roundTripSeconds + work.fixedSeconds + Double(fresh) * work.firstTouchSecondsPerPage
+        let check = Double(Int(landed.count) + fresh) * work.checkSecondsPerPage
         transferred += bytes
         toSend.removeAll()
-        time += stop
+        time += stop + check
         downtime = stop
         state = .completed
         events.append(.stateChanged)

@@ -11,7 +11,7 @@ struct SwitchoverCostOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Either switch: fixed time with the guest stopped (pause, last dirty-log collect, device state); default \(TimeSpan(seconds: engine.fixedSeconds)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var switchoverFixed = TimeSpan(seconds: engine.fixedSeconds)
-    @Option(help: ArgumentHelp("Stop-and-copy: time per page the destination holds data in, for its stamp check before it answers; default \(TimeSpan(seconds: engine.checkSecondsPerPage)).",
+    @Option(help: ArgumentHelp("Stop-and-copy: time per page the destination holds data in, for its stamp check once its guest runs (in the total time, not the downtime); default \(TimeSpan(seconds: engine.checkSecondsPerPage)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var switchoverCheckPerPage = TimeSpan(seconds: engine.checkSecondsPerPage)
     @Option(help: ArgumentHelp("Switch to postcopy: fixed time at the destination (userfaultfd registration, guest start); default \(TimeSpan(seconds: engine.postcopyFixedSeconds)).",

@@ -3,7 +3,7 @@ import Testing
 import Traces
 
 @Suite struct StreamStateTests {
-    static let hello = StreamMessage.hello(version: 3, pageSize: 4096, pageCount: 100, features: [.postcopy, .recovery])
+    static let hello = StreamMessage.hello(version: 4, pageSize: 4096, pageCount: 100, features: [.postcopy, .recovery])
     static func run(_ n: UInt32, at start: UInt64 = 0) -> StreamMessage { .pages(start: start, count: n, zero: true, bytes: []) }
 
     /// The detail of the StreamError `body` throws; nil when it throws nothing.
@@ -28,7 +28,7 @@ import Traces
         #expect(refusal { try s.send(.passStart(pass: 1)) } == "pass-start is not allowed in state greeting")
         s = StreamSenderState()
         try s.send(Self.hello)
-        try destination(.helloAck(version: 3))
+        try destination(.helloAck(version: 4))
         for pass: UInt32 in 1...2 {
             try source(.passStart(pass: pass))
             try source(Self.run(60, at: 0))
@@ -41,6 +41,26 @@ import Traces
         try source(Self.run(3, at: 7))
         try source(.complete)
         #expect(r.state == .completing && s.state == .completing)
+        // Version 4: the destination's guest runs (the downtime ends), then the verdict.
+        #expect(r.owedAck == .guestRunning && s.awaitsGuestRunning)
+        #expect(refusal { var r2 = r; try r2.send(.completeAck(verified: true, detail: "")) } == "complete-ack is not allowed in state completing: the destination may not send it now")
+        #expect(refusal { var s2 = s; try s2.receive(.completeAck(verified: true, detail: "")) } == "complete-ack is not allowed in state completing: the source does not expect it now")
+        try destination(.guestRunning)
+        #expect(refusal { var r2 = r; try r2.send(.guestRunning) } == "guest-running is not allowed in state completing: the destination may not send it now")
+        try destination(.completeAck(verified: true, detail: "100 pages verified"))
+        #expect(r.state == .completed && s.state == .completed)
+    }
+
+    @Test func aVersion3PeerGivesItsVerdictWithoutSayingTheGuestRuns() throws {
+        var r = StreamReceiverState(), s = StreamSenderState()
+        func source(_ m: StreamMessage) throws { try s.send(m); try r.accept(m) }
+        func destination(_ m: StreamMessage) throws { try r.send(m); try s.receive(m) }
+        try source(.hello(version: 3, pageSize: 4096, pageCount: 100, features: []))
+        try destination(.helloAck(version: 3))
+        try source(.stopAndCopy)
+        try source(.complete)
+        #expect(r.owedAck == .completeAck && !s.awaitsGuestRunning)
+        #expect(refusal { var r2 = r; try r2.send(.guestRunning) } == "guest-running is not in protocol version 3 (it came in version 4)")
         try destination(.completeAck(verified: true, detail: "100 pages verified"))
         #expect(r.state == .completed && s.state == .completed)
     }
@@ -49,7 +69,7 @@ import Traces
         func greeted() throws -> StreamReceiverState {
             var r = StreamReceiverState()
             try r.accept(Self.hello)
-            try r.send(.helloAck(version: 3))
+            try r.send(.helloAck(version: 4))
             return r
         }
         var r = StreamReceiverState()
@@ -72,7 +92,7 @@ import Traces
         r = try greeted()
         try r.accept(.stopAndCopy)
         try r.accept(.complete)
-        #expect(refusal { try r.accept(Self.run(1)) } == "pages is not allowed in state completing: the destination owes complete-ack first")
+        #expect(refusal { try r.accept(Self.run(1)) } == "pages is not allowed in state completing: the destination owes guest-running first")
         r = try greeted()
         #expect(refusal { try r.send(.pageRequest([PageRange(start: 1, count: 1)])) } == "page-request is not allowed in state precopy: the destination may not send it now")
         var s = StreamSenderState()
@@ -84,7 +104,7 @@ import Traces
         func source(_ m: StreamMessage) throws { try s.send(m); try r.accept(m) }
         func destination(_ m: StreamMessage) throws { try r.send(m); try s.receive(m) }
         try source(Self.hello)
-        try destination(.helloAck(version: 3))
+        try destination(.helloAck(version: 4))
         try source(.stopAndCopy)
         try source(.postcopyStart(discard: [PageRange(start: 0, count: 10)]))
         try destination(.postcopyStartAck)
@@ -97,15 +117,15 @@ import Traces
         s = StreamSenderState()  // (the refusal failed it; start again from a fresh break)
         r = StreamReceiverState()
         try source(Self.hello)
-        try destination(.helloAck(version: 3))
+        try destination(.helloAck(version: 4))
         try source(.stopAndCopy)
         try source(.postcopyStart(discard: []))
         try destination(.postcopyStartAck)
         s.connectionLost()
         r.connectionLost()
         #expect(refusal { var r2 = r; try r2.accept(.resume) } == "resume is not allowed in state paused")
-        try source(.hello(version: 2, pageSize: 4096, pageCount: 100, features: [.postcopy, .recovery]))
-        try destination(.helloAck(version: 2))
+        try source(.hello(version: 3, pageSize: 4096, pageCount: 100, features: [.postcopy, .recovery]))
+        try destination(.helloAck(version: 3))
         #expect(s.state == .reconnected)
         try source(.resume)
         #expect(refusal { var r2 = r; try r2.send(.resumeAck) } == "resume-ack is not allowed in state paused: the destination may not send it now")
@@ -113,8 +133,8 @@ import Traces
         try destination(.resumeAck)
         #expect(s.received == [PageRange(start: 0, count: 50)])
         #expect(r.state == .postcopy && s.state == .postcopy)
-        // Version 2 was agreed on this connection: no device state.
-        #expect(refusal { var s2 = s; try s2.send(.deviceState(progress: [])) } == "device-state is not in protocol version 2 (it came in version 3)")
+        // Version 3 was agreed on this connection: no guest-running.
+        #expect(refusal { var s2 = s; try s2.receive(.guestRunning) } == "guest-running is not in protocol version 3 (it came in version 4)")
         try source(.complete)
         // A request sent before `complete` reached the destination may cross it.
         try s.receive(.pageRequest([PageRange(start: 99, count: 1)]))
@@ -129,29 +149,30 @@ import Traces
         #expect(r.state == .failed && r.failure?.detail == "the connection was lost in state precopy")
         var s = StreamSenderState()
         try s.send(Self.hello)
-        try s.receive(.helloAck(version: 3))
+        try s.receive(.helloAck(version: 4))
         try s.send(.stopAndCopy)
         try s.send(.complete)
+        try s.receive(.guestRunning)
         try s.receive(.completeAck(verified: false, detail: "page 3 is stale"))
         #expect(s.state == .failed && s.failure?.detail.contains("page 3 is stale") == true)
     }
 
     @Test func versionsAndFeaturesAreNegotiated() throws {
-        for version: UInt16 in [1, 4] {
+        for version: UInt16 in [2, 5] {
             var r = StreamReceiverState()
             #expect(throws: StreamError.self) { try r.accept(.hello(version: version, pageSize: 4096, pageCount: 1, features: [])) }
             #expect(r.failure?.kind == .unsupportedVersion)
         }
         var r = StreamReceiverState()
-        try r.accept(.hello(version: 2, pageSize: 4096, pageCount: 8, features: []))
-        #expect(refusal { var r2 = r; try r2.send(.helloAck(version: 1)) } == "hello-ack is not allowed in state precopy: the source offered version 2, not 1")
-        try r.send(.helloAck(version: 2))
+        try r.accept(.hello(version: 3, pageSize: 4096, pageCount: 8, features: []))
+        #expect(refusal { var r2 = r; try r2.send(.helloAck(version: 4)) } == "hello-ack is not allowed in state precopy: the source offered version 3, not 4")
+        try r.send(.helloAck(version: 3))
         try r.accept(.stopAndCopy)
         #expect(refusal { try r.accept(.postcopyStart(discard: [])) } == "postcopy-start is not allowed in state stopped-copy: the source's hello did not offer postcopy")
         var s = StreamSenderState()
-        try s.send(.hello(version: 2, pageSize: 4096, pageCount: 8, features: []))
-        #expect(refusal { var s2 = s; try s2.receive(.helloAck(version: 1)) } == "hello-ack is not allowed in state greeting: the source does not expect it now")
-        try s.receive(.helloAck(version: 2))
+        try s.send(.hello(version: 3, pageSize: 4096, pageCount: 8, features: []))
+        #expect(refusal { var s2 = s; try s2.receive(.helloAck(version: 4)) } == "hello-ack is not allowed in state greeting: the source does not expect it now")
+        try s.receive(.helloAck(version: 3))
         #expect(refusal { try s.receive(.pong(nonce: 9)) } == "pong is not allowed in state precopy: the source does not expect it now")
     }
 

@@ -12,8 +12,8 @@ enum StreamSamples {
     /// Every message type at least once; the first is the `hello` that sets the page size.
     static func messages(pageSize: UInt32) -> [StreamMessage] {
         [
-            .hello(version: 3, pageSize: pageSize, pageCount: 1 << 20, features: [.postcopy, .recovery]),
-            .helloAck(version: 3),
+            .hello(version: 4, pageSize: pageSize, pageCount: 1 << 20, features: [.postcopy, .recovery]),
+            .helloAck(version: 4),
             .passStart(pass: 1),
             .pages(start: 5, count: 3, zero: false, bytes: bytes(3 * Int(pageSize), seed: 1)),
             .pages(start: 1 << 19, count: 700, zero: true, bytes: []),
@@ -33,6 +33,7 @@ enum StreamSamples {
             .ping(nonce: 0xDEAD_BEEF_0123_4567),
             .pong(nonce: 0xDEAD_BEEF_0123_4567),
             .complete,
+            .guestRunning,
             .completeAck(verified: true, detail: "1048576 pages verified"),
             .completeAck(verified: false, detail: "page 7: stale (sequence 3, expected 4) ✗"),
             .abort(reason: "link down"),

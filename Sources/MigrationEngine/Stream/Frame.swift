@@ -115,7 +115,7 @@ public struct FrameEncoder: @unchecked Sendable {
             }
         case let .abort(reason):
             try frame(.abort) { out in out.append(contentsOf: reason.utf8) }
-        case .stopAndCopy, .complete, .postcopyStartAck, .resume, .resumeAck:
+        case .stopAndCopy, .complete, .guestRunning, .postcopyStartAck, .resume, .resumeAck:
             try frame(message.type) { _ in }
         }
     }

@@ -298,11 +298,12 @@ private struct PayloadReader {
             guard n > 0, start <= UInt64.max - UInt64(n) else { throw malformed(0, "stamps (start \(start), count \(n)) are empty or run past the last page number") }
             guard bytes.u32(12) == 0 else { throw malformed(12, "reserved field is not zero") }
             return .stamps(start: start, sequences: bytes.u64s(from: 16, count: n))
-        case .stopAndCopy, .complete, .postcopyStartAck, .resume, .resumeAck:
+        case .stopAndCopy, .complete, .guestRunning, .postcopyStartAck, .resume, .resumeAck:
             try size(0)
             switch type {
             case .stopAndCopy: return .stopAndCopy
             case .complete: return .complete
+            case .guestRunning: return .guestRunning
             case .postcopyStartAck: return .postcopyStartAck
             case .resume: return .resume
             default: return .resumeAck

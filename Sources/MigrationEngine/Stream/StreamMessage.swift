@@ -24,6 +24,9 @@ public enum StreamMessage: Equatable, Sendable {
     case stamps(start: UInt64, sequences: [UInt64])
     /// The source has sent everything; the destination must verify and answer `completeAck`.
     case complete
+    /// Return path (version 4): after a stopped copy's `complete`, the destination's guest
+    /// runs; the downtime ends here, and the verdict follows in `completeAck`.
+    case guestRunning
     /// Return path: the destination's verdict on the whole guest, with a one-line detail.
     case completeAck(verified: Bool, detail: String)
     /// The destination runs the guest from now on; `discard` are pages it holds that are stale.
@@ -66,6 +69,7 @@ public enum StreamMessage: Equatable, Sendable {
         case .abort: .abort
         case .deviceState: .deviceState
         case .stamps: .stamps
+        case .guestRunning: .guestRunning
         }
     }
 }
@@ -75,14 +79,15 @@ public enum StreamMessage: Equatable, Sendable {
 public enum StreamMessageType: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     case hello = 1, helloAck, pages, passStart, passEnd, stopAndCopy, complete, completeAck,
          postcopyStart, postcopyStartAck, pageRequest, receivedBitmap, resume, resumeAck,
-         ping, pong, abort, deviceState, stamps
+         ping, pong, abort, deviceState, stamps, guestRunning
 
     /// The first protocol version that has this message (version 1 lacks the watchdog, version
-    /// 2 the device state and stamps).
+    /// 2 the device state and stamps, version 3 the destination's word that its guest runs).
     public var since: UInt16 {
         switch self {
         case .ping, .pong: 2
         case .deviceState, .stamps: 3
+        case .guestRunning: 4
         default: 1
         }
     }
@@ -108,6 +113,7 @@ public enum StreamMessageType: UInt8, CaseIterable, Sendable, CustomStringConver
         case .abort: "abort"
         case .deviceState: "device-state"
         case .stamps: "stamps"
+        case .guestRunning: "guest-running"
         }
     }
 }
@@ -123,10 +129,10 @@ public struct StreamFeatures: OptionSet, Hashable, Sendable {
     public static let recovery = StreamFeatures(rawValue: 1 << 1)
 }
 
-/// The protocol versions this code speaks: 3, and 2 for peers one version behind.
+/// The protocol versions this code speaks: 4, and 3 for peers one version behind.
 public enum StreamVersion {
-    public static let current: UInt16 = 3
-    public static let oldest: UInt16 = 2
+    public static let current: UInt16 = 4
+    public static let oldest: UInt16 = 3
 
     /// Throws `unsupportedVersion` unless `version` is one this side speaks.
     public static func check(_ version: UInt16, at offset: Int? = nil) throws(StreamError) {

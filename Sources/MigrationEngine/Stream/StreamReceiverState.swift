@@ -12,7 +12,8 @@ public struct StreamReceiverState: StreamStateMachine, Sendable {
         case postcopy
         /// The link broke during postcopy: the guest waits for recovery, never for a restart.
         case paused
-        /// `complete` received: the destination verifies, then sends `completeAck`.
+        /// `complete` received: the destination verifies, then sends `completeAck` (after a
+        /// stopped copy in version 4, `guestRunning` first).
         case completing
         case completed
         case failed
@@ -136,7 +137,11 @@ public struct StreamReceiverState: StreamStateMachine, Sendable {
             try checkRanges(message, discard)
             owedAck = .postcopyStartAck
             life.state = .postcopy
-        case (.stoppedCopy, .complete), (.postcopy, .complete):
+        case (.stoppedCopy, .complete):
+            // Version 4 runs the guest before the check, and says so first.
+            owedAck = (life.version ?? 0) >= StreamMessageType.guestRunning.since ? .guestRunning : .completeAck
+            life.state = .completing
+        case (.postcopy, .complete):
             owedAck = .completeAck
             life.state = .completing
         case (.paused, .resume) where greeted:
@@ -163,6 +168,8 @@ public struct StreamReceiverState: StreamStateMachine, Sendable {
             owedAck = nil
         case (.postcopyStartAck, .postcopyStartAck):
             owedAck = nil
+        case (.guestRunning, .guestRunning):
+            owedAck = .completeAck
         case let (.completeAck, .completeAck(verified, detail)):
             owedAck = nil
             if verified {

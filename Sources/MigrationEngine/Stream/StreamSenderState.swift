@@ -21,7 +21,8 @@ public struct StreamSenderState: StreamStateMachine, Sendable {
         case reconnected
         /// `resume` sent; waiting for `receivedBitmap`, then `resumeAck`.
         case resuming
-        /// `complete` sent; waiting for `completeAck`.
+        /// `complete` sent; waiting for `completeAck` (after a stopped copy in version 4,
+        /// `guestRunning` first).
         case completing
         case completed
         case failed
@@ -37,6 +38,8 @@ public struct StreamSenderState: StreamStateMachine, Sendable {
     public private(set) var received: [PageRange]?
     public private(set) var pageCount: UInt64 = 0
     private var openPass: UInt32?
+    /// `complete` went after a stopped copy in version 4: `guestRunning` comes before `completeAck`.
+    public private(set) var awaitsGuestRunning = false
     private var features: StreamFeatures = []
     private var pings = PingBook()
 
@@ -92,7 +95,10 @@ public struct StreamSenderState: StreamStateMachine, Sendable {
         case (.stoppedCopy, .postcopyStart):
             guard features.contains(.postcopy) else { throw life.refuse(message, "the hello did not offer postcopy") }
             life.state = .startingPostcopy
-        case (.stoppedCopy, .complete), (.postcopy, .complete):
+        case (.stoppedCopy, .complete):
+            awaitsGuestRunning = (life.version ?? 0) >= StreamMessageType.guestRunning.since
+            life.state = .completing
+        case (.postcopy, .complete):
             life.state = .completing
         case (.reconnected, .resume):
             guard features.contains(.recovery) else { throw life.refuse(message, "the hello did not offer recovery") }
@@ -123,7 +129,9 @@ public struct StreamSenderState: StreamStateMachine, Sendable {
             received = ranges
         case (.resuming, .resumeAck) where received != nil:
             life.state = .postcopy
-        case let (.completing, .completeAck(verified, detail)):
+        case (.completing, .guestRunning) where awaitsGuestRunning:
+            awaitsGuestRunning = false
+        case let (.completing, .completeAck(verified, detail)) where !awaitsGuestRunning:
             if verified {
                 life.state = .completed
             } else {
