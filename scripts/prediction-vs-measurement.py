@@ -118,8 +118,8 @@ def switchover_costs(migpilot, rate, bandwidth):
     small, large = 128, 512
     pages = {m: m * 256 for m in (small, large)}
     stop = {m: median_run(migpilot, "policies/precopy.yaml", m, [f"fill:{m}MiB"], bandwidth)[0] for m in (small, large)}
-    per_page = (stop[large] - stop[small]) / (pages[large] - pages[small])
-    fixed = max(0.0, stop[small] - pages[small] * per_page - RTT_S)
+    per_guest_page = (stop[large] - stop[small]) / (pages[large] - pages[small])
+    fixed = max(0.0, stop[small] - pages[small] * per_guest_page - RTT_S)
     after_pass = "policies/libvirt-postcopy-after-precopy.yaml"
     # Nearly nothing stale: a filled guest alone converges at the end of pass 1 and never
     # switches, so a writer of 100 pages/s keeps pass 2 above the threshold (a few hundred
@@ -162,13 +162,12 @@ def switchover_costs(migpilot, rate, bandwidth):
     # yet pays its first touch, which `rate` (into populated memory) does not contain.
     fresh = uncapped_rate(migpilot, populated=False)
     first_touch = max(0.0, 4096 / fresh - 4096 / rate)
-    print(f"switch: stop-and-copy {stop[small] * 1e3:.1f} ms at {small} MiB, {stop[large] * 1e3:.1f} ms at {large} MiB; "
+    print(f"switch: stop-and-copy {stop[small] * 1e3:.1f} ms at {small} MiB, {stop[large] * 1e3:.1f} ms at {large} MiB "
+          f"({per_guest_page * 1e9:.1f} ns a guest page, the stamps on the wire {STAMP_BYTES / rate * 1e9:.1f} ns of it); "
           f"postcopy {empty * 1e3:.1f} ms with nothing stale, {dropped * 1e3:.1f} ms with ≈ {runs:.0f} stale runs dropped, "
           f"{held_ms * 1e3:.1f} ms with ≈ {held:.0f} held stale pages dropped, {moved_ms * 1e3:.1f} ms with ≈ {held_whole:.0f} "
           f"moved and {moved_quarter_ms * 1e3:.1f} ms with ≈ {held_quarter:.0f} moved; "
           f"into fresh memory {fresh / 1e6:.0f} MB/s (first touch {first_touch * 1e6:.1f} us a page)",
-          file=sys.stderr, flush=True)
-    print(f"switch: stop-and-copy {per_page * 1e9:.1f} ns a guest page, the stamps on the wire {STAMP_BYTES / rate * 1e9:.1f} ns of it",
           file=sys.stderr, flush=True)
     return ["--switchover-fixed", f"{fixed * 1e6:.0f}us",
             "--postcopy-switch-fixed", f"{postcopy_fixed * 1e6:.0f}us", "--postcopy-switch-per-run", f"{per_run * 1e9:.0f}ns",

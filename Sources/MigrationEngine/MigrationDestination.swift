@@ -117,7 +117,7 @@ public final class MigrationDestination: @unchecked Sendable {
             for r in written.ranges(clearing: false) { pages.remove(r) }
             guard let guest else { return pages }
             for r in pages.ranges(clearing: false) {
-                for page in r.start..<r.end where guest.lastSequence(page: page) != 0 { _ = pages.remove(PageRange(start: page, count: 1)) }
+                for page in r.start..<r.end where guest.lastSequence(page: page) != 0 { pages.remove(PageRange(start: page, count: 1)) }
             }
             return pages
         }
@@ -219,7 +219,7 @@ public final class MigrationDestination: @unchecked Sendable {
                 let stoppedCopy = session.faults == nil
                 let runsFirst = session.state.owedAck == .guestRunning
                 if runsFirst {
-                    try startGuest(try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived), session.guest)
+                    try startGuest(session)
                     try reply(.guestRunning, &session.state, connection)
                 }
                 // Pages nothing wrote here still hold the zeros they were mapped with: the check
@@ -231,7 +231,7 @@ public final class MigrationDestination: @unchecked Sendable {
                                                     session.faults?.untouchedPages ?? session.untouched(of: pageCount, unwrittenBy: guest) })
                 session.faults?.stop()
                 if stoppedCopy, !runsFirst, verified {
-                    try startGuest(try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived), session.guest)
+                    try startGuest(session)
                 }
                 if stoppedCopy, !verified, let guest {
                     // The source's guest goes on: this one, run on memory that failed its check, ends.
@@ -279,6 +279,11 @@ public final class MigrationDestination: @unchecked Sendable {
             throw EngineError("the source sent no device state and stamps before complete: this destination cannot run its workloads")
         }
         return GuestSnapshot(progress: progress, sequences: stamps)
+    }
+
+    /// Starts the guest `session` made at `hello` from the device state and stamps it received.
+    private func startGuest(_ session: Session) throws {
+        try startGuest(try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived), session.guest)
     }
 
     /// Starts `prepared`, the guest made at `hello`, from the source's `snapshot`.

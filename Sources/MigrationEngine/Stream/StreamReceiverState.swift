@@ -139,7 +139,7 @@ public struct StreamReceiverState: StreamStateMachine, Sendable {
             life.state = .postcopy
         case (.stoppedCopy, .complete):
             // Version 4 runs the guest before the check, and says so first.
-            owedAck = (life.version ?? 0) >= StreamMessageType.guestRunning.since ? .guestRunning : .completeAck
+            owedAck = life.speaks(.guestRunning) ? .guestRunning : .completeAck
             life.state = .completing
         case (.postcopy, .complete):
             owedAck = .completeAck

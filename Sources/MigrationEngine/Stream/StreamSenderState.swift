@@ -96,7 +96,7 @@ public struct StreamSenderState: StreamStateMachine, Sendable {
             guard features.contains(.postcopy) else { throw life.refuse(message, "the hello did not offer postcopy") }
             life.state = .startingPostcopy
         case (.stoppedCopy, .complete):
-            awaitsGuestRunning = (life.version ?? 0) >= StreamMessageType.guestRunning.since
+            awaitsGuestRunning = life.speaks(.guestRunning)
             life.state = .completing
         case (.postcopy, .complete):
             life.state = .completing
