@@ -119,6 +119,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         pageBytes = Double(guest.memory.pageSize + StreamFrame.pagesPrefix)
         timedCuts = cuts.filter { if case .timed = $0 { true } else { false } }
         handshakeCuts = cuts.reduce(0) { if case let .duringRecovery(n) = $1 { $0 + n } else { $0 } }
+        Sys.keepFreedMemory()
     }
 
     /// The clock `Monitor.wait(untilMonotonic:)` waits on.

@@ -60,6 +60,7 @@ public final class MigrationDestination: @unchecked Sendable {
         self.memory = memory
         self.workloads = workloads
         self.postcopyDiscard = postcopyDiscard
+        Sys.keepFreedMemory()
     }
 
     /// Receives one migration over `channel`. `reconnect` waits for the source's next

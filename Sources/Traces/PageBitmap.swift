@@ -90,7 +90,8 @@ public struct PageBitmap: Sendable, Equatable {
     }
 
     /// Sets every page of `pages` (an interval's set) and returns how many were new.
-    @discardableResult
+    /// Inlinable so that callers in other modules get it specialised (see `pageCount`).
+    @discardableResult @inlinable
     public mutating func insert(contentsOf pages: some Sequence<PageRange>) -> UInt64 {
         var added: UInt64 = 0
         for r in pages { added += insert(r) }
@@ -159,6 +160,7 @@ public struct PageBitmap: Sendable, Equatable {
     /// The set pages as sorted, coalesced ranges; clears the bitmap when `clearing` is true.
     public mutating func ranges(clearing: Bool) -> [PageRange] {
         var out: [PageRange] = []
+        out.reserveCapacity(runCount)  // one allocation: grown run by run, it was many
         words.withUnsafeMutableBufferPointer { w in
             var open: UInt64? = nil
             for wi in w.indices {

@@ -183,11 +183,17 @@ public struct FrameEncoder: @unchecked Sendable {
         return zeroPages
     }
 
+    /// Whether a page is all zeros, stopping at the first cache line that is not: a page with
+    /// data (its stamp is in its first line) costs one line here, not a read of the whole page
+    /// ahead of the copy and the CRC, which read it anyway.
     private static func isZero(_ guest: UnsafeRawBufferPointer, page: UInt64, pageSize: Int) -> Bool {
         let base = guest.baseAddress! + Int(page) * pageSize
-        var acc: UInt64 = 0
-        for i in stride(from: 0, to: pageSize, by: 8) { acc |= base.loadUnaligned(fromByteOffset: i, as: UInt64.self) }
-        return acc == 0
+        for line in stride(from: 0, to: pageSize, by: 64) {
+            var acc: UInt64 = 0
+            for i in stride(from: line, to: line + 64, by: 8) { acc |= base.loadUnaligned(fromByteOffset: i, as: UInt64.self) }
+            if acc != 0 { return false }
+        }
+        return true
     }
 
     private func checkRun(count: UInt32, zero: Bool, byteCount: Int) throws(StreamError) {
