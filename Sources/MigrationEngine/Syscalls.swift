@@ -70,6 +70,13 @@ enum Sys {
         unmap(base, size)
     }
 
+    /// Keeps memory that malloc gets back in the process, for the next allocation: by default
+    /// glibc maps each large block afresh and unmaps it when freed, and trims its heaps, so a
+    /// switch's temporary arrays (range lists, bitmaps: hundreds of KiB) are fresh pages each
+    /// time, each a first touch (≈ 6–20 µs a page on this machine) inside the downtime.
+    /// Process-wide and idempotent; both sides of a migration call it when they are made.
+    static func keepFreedMemory() { mp_keep_freed_memory() }
+
     // MARK: userfaultfd and PAGEMAP_SCAN
 
     static func uffdSupportedFeatures() throws(SystemCallError) -> UInt64 {
@@ -155,13 +162,6 @@ enum Sys {
     }
 
     static func monotonicNanoseconds() -> UInt64 { mp_monotonic_ns() }
-
-    /// Keeps memory that malloc gets back in the process, for the next allocation: by default
-    /// glibc maps each large block afresh and unmaps it when freed, and trims its heaps, so a
-    /// switch's temporary arrays (range lists, bitmaps: hundreds of KiB) are fresh pages each
-    /// time, each a first touch (≈ 6–20 µs a page on this machine) inside the downtime.
-    /// Process-wide and idempotent; both sides of a migration call it when they are made.
-    static func keepFreedMemory() { mp_keep_freed_memory() }
 
     static func sleep(nanoseconds: UInt64) { mp_sleep_ns(nanoseconds) }
 

@@ -131,6 +131,8 @@ uint64_t mp_monotonic_ns(void);
 /// Sleeps `ns` nanoseconds, resuming after a signal.
 void mp_sleep_ns(uint64_t ns);
 
+// MARK: memory
+
 /// Keeps freed memory in the process for later allocations: large blocks from the heap rather
 /// than fresh mappings, and no trimming of the heaps (see `Sys.keepFreedMemory()`).
 void mp_keep_freed_memory(void);
