@@ -110,6 +110,13 @@ def run(args, tmp):
             time.sleep(0.02)
         if info["status"] != "completed":
             raise RuntimeError(f"migration {info['status']}: {info.get('error-desc', '')}")
+        # QEMU 7.2 says completed a moment before it works out total-time (the migration
+        # thread sets the state, then the figures): until then total-time reads 0.
+        while not info.get("total-time"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("QEMU says completed but gives no total-time")
+            time.sleep(0.01)
+            info = s.command("query-migrate")
         while d.command("query-status")["status"] != "running":
             time.sleep(0.01)
         fill_pages = int(re.search(r"fill=(\d+) pages", open(src_serial).read()).group(1))

@@ -34,6 +34,8 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     private let tracker: any DirtyTracker
     private var connection: StreamConnection
     private let reconnect: @Sendable (String) throws -> any ByteChannel
+    /// What every hello offers: postcopy and recovery, or nothing.
+    private let features: StreamFeatures
     private let monitor = Monitor()
     private let pageBytes: Double
 
@@ -107,13 +109,16 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
 
     /// `reconnect` opens the channel a recovery asks for (`recover(uri:after:)`; an empty URI
     /// means the original destination); without it a broken postcopy link cannot be recovered.
-    /// `cuts` are link cuts to inject (`InjectedCut`).
-    public init(guest: Guest, tracker: any DirtyTracker, channel: any ByteChannel,
+    /// `cuts` are link cuts to inject (`InjectedCut`). Without `postcopy` the hello offers
+    /// neither postcopy nor recovery (QEMU's postcopy-ram capability off): `startPostcopy()`
+    /// is refused, and the destination may back its memory with huge pages.
+    public init(guest: Guest, tracker: any DirtyTracker, channel: any ByteChannel, postcopy: Bool = true,
                 reconnect: @escaping @Sendable (String) throws -> any ByteChannel = { _ in throw EngineError("this migration has no way to reconnect") },
                 cuts: [InjectedCut] = []) {
         self.guest = guest
         self.tracker = tracker
         self.reconnect = reconnect
+        features = postcopy ? [.postcopy, .recovery] : []
         link = channel
         connection = StreamConnection(channel: channel, pageSize: UInt32(guest.memory.pageSize))
         pageBytes = Double(guest.memory.pageSize + StreamFrame.pagesPrefix)
@@ -135,7 +140,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
             lastSyncNanoseconds = startNanoseconds
         }
         let memory = guest.memory
-        try frame(.hello(version: StreamVersion.current, pageSize: UInt32(memory.pageSize), pageCount: memory.pageCount, features: [.postcopy, .recovery]))
+        try frame(.hello(version: StreamVersion.current, pageSize: UInt32(memory.pageSize), pageCount: memory.pageCount, features: features))
         try connection.flush()
         _ = try expectReply("hello-ack")
         // Pass 1 sends every page: what the guest wrote before it is in it already (QEMU starts
@@ -199,6 +204,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     /// Asks the sender to switch at its next chunk; the switch shows as `postcopy-active`.
     public func startPostcopy() throws {
         try monitor.locked { () throws(EngineError) in
+            guard features.contains(.postcopy) else { throw EngineError("'start-postcopy': this migration did not offer postcopy at its start") }
             guard state == .active else { throw EngineError("'start-postcopy' is not allowed in state '\(state.rawValue)'") }
             if case .postcopy = request { throw EngineError("'start-postcopy' was already asked for; the switch comes at the next chunk") }
             request = .postcopy
@@ -663,7 +669,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                 let watchdog = try LinkWatchdog(fresh)
                 defer { watchdog.stop() }
                 try frame(.hello(version: StreamVersion.current, pageSize: UInt32(memory.pageSize), pageCount: memory.pageCount,
-                                 features: [.postcopy, .recovery]), on: fresh)
+                                 features: features), on: fresh)
                 try fresh.flush()
                 _ = try expectReply("hello-ack", on: fresh)
                 if monitor.locked({ () -> Bool in

@@ -168,12 +168,17 @@ public final class MigrationDestination: @unchecked Sendable {
             if case .pages = message { continue }  // accepted and written above
             try session.state.accept(message)
             switch message {
-            case let .hello(version, _, pageCount, _):
+            case let .hello(version, _, pageCount, features):
                 guard pageCount == memory.pageCount, Int(session.state.pageSize) == pageSize else {
                     let reason = "the source's guest has \(pageCount) pages of \(session.state.pageSize) bytes; this one \(memory.pageCount) of \(pageSize)"
                     try? send(.abort(reason: reason), connection)
                     throw StreamError(.malformedPayload, reason)
                 }
+                // The switch to postcopy drops the stale pages run by run inside the downtime;
+                // on huge pages each drop would first split one, and the pages a huge page
+                // zeroed around those that arrived would be stale too. QEMU as well keeps a
+                // destination that may see postcopy on small pages.
+                if session.stamps.isEmpty, features.contains(.postcopy) { memory.adviseHugePages(false) }
                 if session.stamps.isEmpty { session.stamps = Array(repeating: 0, count: Int(pageCount)) }
                 if session.guest == nil, !workloads.isEmpty { session.guest = try Guest(memory: memory, workloads: workloads) }
                 try reply(.helloAck(version: version), &session.state, connection)

@@ -24,6 +24,13 @@ enum Sys {
         _ = try systemCall("madvise(MADV_POPULATE_WRITE)") { madvise(base, size, 23 /* MADV_POPULATE_WRITE */) }
     }
 
+    /// Advises the kernel to back the range with transparent huge pages (MADV_HUGEPAGE) or
+    /// never to (MADV_NOHUGEPAGE). Advice only: a kernel built without them refuses it, and
+    /// the range then keeps 4 KiB pages.
+    static func adviseHugePages(_ base: UnsafeMutableRawPointer, _ size: Int, _ wanted: Bool) {
+        _ = madvise(base, size, wanted ? 14 /* MADV_HUGEPAGE */ : 15 /* MADV_NOHUGEPAGE */)
+    }
+
     /// Drops the pages of `runs` (pages of `pageSize` bytes from `base`; MADV_DONTNEED): the
     /// next touch finds them missing. Batched through process_madvise, one TLB flush for up to
     /// 1,024 runs: a madvise a run costs 5 µs here, 15 µs while another thread of this process

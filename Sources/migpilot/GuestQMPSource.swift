@@ -136,7 +136,7 @@ final class GuestQMPSource: Sendable {
         let engine: EmbeddedMigration
         do {
             let channel = try Transport.connect(target)
-            engine = EmbeddedMigration(guest: guest, tracker: tracker, channel: channel, reconnect: { uri in
+            engine = EmbeddedMigration(guest: guest, tracker: tracker, channel: channel, postcopy: settings.postcopyRAM, reconnect: { uri in
                 try Transport.connect(try MigrationURI(parsing: uri))
             })
             let v = settings.current

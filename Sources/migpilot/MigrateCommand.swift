@@ -130,7 +130,7 @@ struct MigrateCommand: ParsableCommand {
 
         // A recovery reconnects to the channel the policy names, or to where the stream went first.
         let original = to.map { try? MigrationURI(parsing: $0) } ?? local?.uri
-        let engine = EmbeddedMigration(guest: guest, tracker: tracker, channel: channel, reconnect: { uri in
+        let engine = EmbeddedMigration(guest: guest, tracker: tracker, channel: channel, postcopy: chosen.postcopy.allowed, reconnect: { uri in
             guard let target = uri.isEmpty ? original : try MigrationURI(parsing: uri) else { throw EngineError("no channel to recover over") }
             return try Transport.connect(target)
         }, cuts: try inject.map { try InjectedCut(parsing: $0) })

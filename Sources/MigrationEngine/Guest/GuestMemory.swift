@@ -25,6 +25,10 @@ public final class GuestMemory: @unchecked Sendable {
         return base + Int(page) * pageSize
     }
 
+    /// Whether the kernel should back this memory with transparent huge pages (2 MiB here):
+    /// a first touch then costs one fault a huge page rather than 512.
+    public func adviseHugePages(_ wanted: Bool) { Sys.adviseHugePages(base, byteCount, wanted) }
+
     /// Faults every page in now (writable), so that later writes do not pay the first touch.
     public func populate() throws(SystemCallError) { try Sys.populateWrite(base, byteCount) }
 }
