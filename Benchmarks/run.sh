@@ -92,6 +92,10 @@ echo "== the switch's stale pages (issue 4): dropped (process_madvise) against m
 Benchmarks/stale-drop.sh
 echo
 
+echo "== CRC32C of 64 KiB frames, from memory and cached, against plain reads"
+Benchmarks/crc.sh
+echo
+
 echo "== postcopy recovery: resume span over 20 recoveries, dead-link detection, 16 GiB bitmap exchange"
 swift build -c release --product migpilot-recovery-bench >/dev/null
 python3 Benchmarks/recovery.py "$bin"

@@ -1,11 +1,12 @@
 // CRC32C (Castagnoli, reflected polynomial 0x82F63B78): trace blocks, stream frames and page
-// fingerprints. The SSE4.2 crc32 instruction where the CPU has it; a table everywhere else.
+// fingerprints. Carry-less multiplication (VPCLMULQDQ) for long buffers and the SSE4.2 crc32
+// instruction for the rest where the CPU has them; a table everywhere else.
 #include <stdint.h>
 #include <string.h>
 #include "CUring.h"
 
 #if defined(__x86_64__)
-#include <nmmintrin.h>
+#include <immintrin.h>
 #define MP_HAVE_SSE42_PATH 1
 #endif
 
@@ -124,11 +125,93 @@ static int have_sse42(void) {
     if (cached < 0) cached = __builtin_cpu_supports("sse4.2") ? 1 : 0;
     return cached;
 }
+
+// Long buffers on CPUs with VPCLMULQDQ: folding. The three crc32 lanes above read three places
+// at once, and on a buffer that is not in cache (a paused guest's pages, sent from where they
+// are) their loads wait on memory: 7.5 GB/s here, against 23 GB/s on cached data. Folding reads
+// the buffer front to back, with a prefetch 2 KiB ahead: 15–17 GB/s on the same memory, as fast
+// as the lanes on cached data. Four 256-bit accumulators each hold two 16-byte blocks; a block
+// B followed by D bytes is worth B·x^(8D) mod P, which carry-less multiplies compute: its first
+// 8 bytes (the high-degree half, bit j the coefficient of x^(63-j)) times x^(8D+31) mod P, its
+// last 8 times x^(8D-33) mod P, both constants bit-reflected, the products landing in the
+// block's own layout. What is left is one block worth as much as everything before it: its
+// CRC, then the tail, go through the crc32 instruction.
+#define FOLD_STEP 128      // bytes a loop turn folds: four accumulators of 32 bytes
+#define FOLD_SHORTEST 4096 // below this the lanes are as fast, and the set-up is not worth it
+#define FOLD_PREFETCH 2048
+static uint64_t fold_16[2], fold_step[2];
+static int fold_ready;
+
+// x^n mod P, bit-reflected into 32 bits (bit i the coefficient of x^(31-i)).
+static uint64_t reflected_x_pow_mod(unsigned n) {
+    uint32_t r = 1;
+    for (unsigned i = 0; i < n; i++) r = (r & 0x80000000u) ? (r << 1) ^ 0x1EDC6F41u : r << 1;
+    uint32_t out = 0;
+    for (int i = 0; i < 32; i++) if (r & (1u << i)) out |= 1u << (31 - i);
+    return out;
+}
+
+static void build_fold_constants(void) {
+    fold_16[0] = reflected_x_pow_mod(8 * 16 + 31);
+    fold_16[1] = reflected_x_pow_mod(8 * 16 - 33);
+    fold_step[0] = reflected_x_pow_mod(8 * FOLD_STEP + 31);
+    fold_step[1] = reflected_x_pow_mod(8 * FOLD_STEP - 33);
+    __atomic_store_n(&fold_ready, 1, __ATOMIC_RELEASE);
+}
+
+__attribute__((target("pclmul,sse4.2")))
+static inline __m128i fold_block(__m128i x, __m128i k, __m128i next) {
+    return _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11)), next);
+}
+
+__attribute__((target("vpclmulqdq,avx2,pclmul,sse4.2")))
+static inline __m256i fold_pair(__m256i x, __m256i k, __m256i next) {
+    return _mm256_xor_si256(_mm256_xor_si256(_mm256_clmulepi64_epi128(x, k, 0x00), _mm256_clmulepi64_epi128(x, k, 0x11)), next);
+}
+
+// The raw CRC state `c` continued over `len` ≥ FOLD_STEP bytes at `p`.
+__attribute__((target("vpclmulqdq,avx2,pclmul,sse4.2")))
+static uint32_t fold_update(uint32_t c, const uint8_t *p, size_t len) {
+    if (!__atomic_load_n(&fold_ready, __ATOMIC_ACQUIRE)) build_fold_constants();
+    const __m256i k = _mm256_set_epi64x((long long)fold_step[1], (long long)fold_step[0], (long long)fold_step[1], (long long)fold_step[0]);
+    __m256i x0 = _mm256_loadu_si256((const void *)p), x1 = _mm256_loadu_si256((const void *)(p + 32));
+    __m256i x2 = _mm256_loadu_si256((const void *)(p + 64)), x3 = _mm256_loadu_si256((const void *)(p + 96));
+    x0 = _mm256_xor_si256(x0, _mm256_set_epi64x(0, 0, 0, c));  // the state, as if XORed into the first bytes
+    for (p += FOLD_STEP, len -= FOLD_STEP; len >= FOLD_STEP; p += FOLD_STEP, len -= FOLD_STEP) {
+        _mm_prefetch((const char *)p + FOLD_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)p + FOLD_PREFETCH + 64, _MM_HINT_T0);
+        x0 = fold_pair(x0, k, _mm256_loadu_si256((const void *)p));
+        x1 = fold_pair(x1, k, _mm256_loadu_si256((const void *)(p + 32)));
+        x2 = fold_pair(x2, k, _mm256_loadu_si256((const void *)(p + 64)));
+        x3 = fold_pair(x3, k, _mm256_loadu_si256((const void *)(p + 96)));
+    }
+    const __m128i k16 = _mm_set_epi64x((long long)fold_16[1], (long long)fold_16[0]);
+    __m128i a = _mm256_castsi256_si128(x0);
+    a = fold_block(a, k16, _mm256_extracti128_si256(x0, 1));
+    a = fold_block(a, k16, _mm256_castsi256_si128(x1));
+    a = fold_block(a, k16, _mm256_extracti128_si256(x1, 1));
+    a = fold_block(a, k16, _mm256_castsi256_si128(x2));
+    a = fold_block(a, k16, _mm256_extracti128_si256(x2, 1));
+    a = fold_block(a, k16, _mm256_castsi256_si128(x3));
+    a = fold_block(a, k16, _mm256_extracti128_si256(x3, 1));
+    for (; len >= 16; p += 16, len -= 16) a = fold_block(a, k16, _mm_loadu_si128((const void *)p));
+    uint64_t r = _mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(a));
+    r = _mm_crc32_u64(r, (uint64_t)_mm_extract_epi64(a, 1));
+    return hard_update((uint32_t)r, p, len);
+}
+
+static int have_vpclmulqdq(void) {
+    static int cached = -1;
+    if (cached < 0)
+        cached = __builtin_cpu_supports("vpclmulqdq") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("pclmul") && have_sse42();
+    return cached;
+}
 #endif
 
 uint32_t mp_crc32c(uint32_t crc, const void *data, size_t len) {
     const uint8_t *p = data;
 #ifdef MP_HAVE_SSE42_PATH
+    if (len >= FOLD_SHORTEST && have_vpclmulqdq()) return ~fold_update(~crc, p, len);
     if (have_sse42()) return ~hard_update(~crc, p, len);
 #endif
     return ~soft_update(~crc, p, len);

@@ -32,21 +32,26 @@ import Testing
         return ~c
     }
 
-    @Test func longBuffersTakeTheThreeLanePathAndAgreeWithTheReference() {
-        // Three lanes of 1,360 bytes: lengths and offsets around one and several blocks, and pages.
+    @Test func longBuffersAgreeWithTheReferenceOnEveryPath() {
+        // Below 4 KiB the three crc32 lanes of 1,360 bytes; from 4 KiB on, on a CPU with
+        // VPCLMULQDQ, folding by 128 bytes, then 16, then the tail: lengths and offsets around
+        // each of those steps, a frame of 16 pages, and states other than the initial one.
         var rng = SystemRandomNumberGenerator()
-        let bytes = (0..<(5 * 4096 + 64)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        for length in [4079, 4080, 4081, 4096, 8160, 8161, 3 * 4096 + 5, 5 * 4096] {
-            for offset in [0, 1, 7, 8, 13] {
+        let bytes = (0..<(17 * 4096 + 64)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        for length in [4079, 4080, 4081, 4095, 4096, 4096 + 15, 4096 + 16, 4096 + 127, 4096 + 128, 4096 + 129,
+                       8160, 8161, 3 * 4096 + 5, 5 * 4096, 16 * 4096, 16 * 4096 + 16 + 3] {
+            for offset in [0, 1, 7, 8, 13, 32] {
                 let slice = bytes[offset..<offset + length]
                 let fast = bytes.withUnsafeBytes { mp_crc32c(0, $0.baseAddress! + offset, length) }
                 #expect(fast == referenceCRC(slice), "length \(length) at offset \(offset)")
             }
         }
-        // Continued across a split inside a block.
-        let whole = bytes.withUnsafeBytes { mp_crc32c(0, $0.baseAddress, 12_000) }
-        let first = bytes.withUnsafeBytes { mp_crc32c(0, $0.baseAddress, 5_000) }
-        #expect(bytes.withUnsafeBytes { mp_crc32c(first, $0.baseAddress! + 5_000, 7_000) } == whole)
+        // Continued across splits inside a block and inside a fold.
+        let whole = bytes.withUnsafeBytes { mp_crc32c(0, $0.baseAddress, 60_000) }
+        for split in [5_000, 4_096, 55_000 - 1] {
+            let first = bytes.withUnsafeBytes { mp_crc32c(0, $0.baseAddress, split) }
+            #expect(bytes.withUnsafeBytes { mp_crc32c(first, $0.baseAddress! + split, 60_000 - split) } == whole, "split at \(split)")
+        }
     }
 
     @Test func fingerprintsAreZeroForZeroPagesAndDifferOtherwise() {
