@@ -121,6 +121,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         features = postcopy ? [.postcopy, .recovery] : []
         link = channel
         connection = StreamConnection(channel: channel, pageSize: UInt32(guest.memory.pageSize))
+        connection.touchSendBuffer()
         pageBytes = Double(guest.memory.pageSize + StreamFrame.pagesPrefix)
         timedCuts = cuts.filter { if case .timed = $0 { true } else { false } }
         handshakeCuts = cuts.reduce(0) { if case let .duringRecovery(n) = $1 { $0 + n } else { $0 } }
@@ -142,10 +143,13 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         let memory = guest.memory
         try frame(.hello(version: StreamVersion.current, pageSize: UInt32(memory.pageSize), pageCount: memory.pageCount, features: features))
         try connection.flush()
-        _ = try expectReply("hello-ack")
         // Pass 1 sends every page: what the guest wrote before it is in it already (QEMU starts
         // with an all-ones bitmap and a cleared log), and the dirty samples start here too.
+        // Cleared while the destination answers the hello: both take a few milliseconds (the
+        // scan write-protects every page written so far; the destination allocates its stamp
+        // table and its guest), and neither needs the other.
         _ = try tracker.collect()
+        _ = try expectReply("hello-ack")
         monitor.locked {
             lastSyncNanoseconds = Self.now()
             state = .active

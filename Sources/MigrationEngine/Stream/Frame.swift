@@ -50,6 +50,13 @@ public struct FrameEncoder: @unchecked Sendable {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Writes the buffer's first `count` bytes and empties it again: its memory is then
+    /// touched (faulted in) before the first batch that needs it.
+    public mutating func touch(_ count: Int) {
+        bytes.append(contentsOf: repeatElement(0, count: count))
+        removeAll()
+    }
+
     /// Empties the buffer, keeping its capacity, and forgets the page data in place.
     public mutating func removeAll() {
         bytes.removeAll(keepingCapacity: true)
