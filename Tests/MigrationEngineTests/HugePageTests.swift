@@ -5,8 +5,8 @@ import Testing
 import Transport
 @testable import MigrationEngine
 
-/// A destination keeps its memory on transparent huge pages unless the source's hello offers
-/// postcopy (as QEMU does), and a source that offered no postcopy refuses to switch. The
+/// A destination keeps its memory on transparent huge pages for pass 1 unless the source's hello
+/// offers postcopy (as QEMU does), and a source that offered no postcopy refuses to switch. The
 /// kernel's own record of the advice is read back: the VmFlags of the mapping in
 /// /proc/self/smaps (`hg` MADV_HUGEPAGE, `nh` MADV_NOHUGEPAGE).
 @Suite(.serialized) struct HugePageTests {
@@ -57,6 +57,33 @@ import Transport
         } else {
             #expect(flags.contains("hg") && !flags.contains("nh"), "\(flags)")
         }
+        channel.close()
+        _ = outcome()
+    }
+
+    @Test func pass2SendsTheDestinationBackToSmallPages() throws {
+        let memory = try GuestMemory(bytes: 8 << 20)
+        let (uri, listener, outcome) = try destination(memory)
+        defer { listener.close() }
+        let channel = try Transport.connect(uri)
+        let connection = StreamConnection(channel: channel, pageSize: UInt32(memory.pageSize))
+        try connection.send(.hello(version: StreamVersion.current, pageSize: UInt32(memory.pageSize), pageCount: memory.pageCount, features: []))
+        try connection.flush()
+        #expect(try connection.receive() == .helloAck(version: StreamVersion.current))
+        // A ping's answer says that everything before it has been dealt with.
+        func settled(_ nonce: UInt64) throws {
+            try connection.send(.ping(nonce: nonce))
+            try connection.flush()
+            #expect(try connection.receive() == .pong(nonce: nonce))
+        }
+        try connection.send(.passStart(pass: 1))
+        try connection.send(.passEnd(pass: 1, pagesSent: 0))
+        try settled(1)
+        #expect(try vmFlags(memory).contains("hg"), "pass 1 stays on huge pages")
+        try connection.send(.passStart(pass: 2))
+        try settled(2)
+        let flags = try vmFlags(memory)
+        #expect(flags.contains("nh") && !flags.contains("hg"), "\(flags)")
         channel.close()
         _ = outcome()
     }
