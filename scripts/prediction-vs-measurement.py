@@ -10,7 +10,8 @@ as fast as the link takes it: whatif is given that rate as --switchover-bandwidt
 uncapped rate over loopback into populated memory, measured here first (median of 3) unless
 given. The switch's own work (whatif's --switchover-* and --postcopy-switch-* options) is
 measured here too, at the table's cap, median of 5 each: stop-and-copies with nothing pending
-of two guest sizes (the fixed part), a switch to postcopy
+of two guest sizes (the fixed part) and one with thousands of short runs pending (per run), a
+switch to postcopy
 with nothing stale (its fixed part), after a uniform writer (per stale run, dropped), after a
 sweep over a data-filled guest (per held stale page, dropped and moved) and after one over a
 quarter of it (the fixed cost of moving). The per-run cost of a moved run is whatif's default.
@@ -117,6 +118,29 @@ def median_run(migpilot, policy, mib, workloads, bandwidth, discard="auto", post
     return statistics.median(downtimes), statistics.median(switches)
 
 
+def scattered_stop(migpilot, bandwidth, writes, runs=5):
+    """Stop-and-copies of a 512 MiB guest, half filled, half written by a uniform writer of
+    `writes` pages/s, under precopy.yaml (300 ms limit) at the table's cap, into populated memory
+    (no first touch): the median downtime and pages pending at the stop (the `complete`
+    decision that stopped the guest), of `runs` completed runs."""
+    downtimes, pending = [], []
+    cmd = [migpilot, "migrate", "--policy", "policies/precopy.yaml", "--memory", "512MiB", "--bandwidth", bandwidth,
+           "--mem-prealloc", "--workload", "fill:256MiB", "--workload", f"uniform:rate={writes}", "--json"]
+    for _ in range(2 * runs):
+        if len(downtimes) == runs:
+            break
+        lines = [json.loads(line) for line in subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines() if line.startswith("{")]
+        if not lines or lines[-1].get("status") != "completed":
+            print(f"calibration run did not complete: {' '.join(cmd)}", file=sys.stderr, flush=True)
+            continue
+        completes = [line for line in lines if line.get("action", {}).get("action") == "complete"]
+        downtimes.append(lines[-1]["downtime_s"])
+        pending.append(completes[-1]["status"]["remaining_pages"])
+    if not downtimes:
+        sys.exit(f"no calibration run completed: {' '.join(cmd)}")
+    return statistics.median(downtimes), statistics.median(pending)
+
+
 def switchover_costs(migpilot, rate, bandwidth):
     """whatif's options for the switch's own work, from the engine: downtime = RTT + stamps at
     `rate` + fixed (stop-and-copy; the stamp check comes after the downtime since protocol
@@ -127,6 +151,13 @@ def switchover_costs(migpilot, rate, bandwidth):
     stop = {m: median_run(migpilot, "policies/precopy.yaml", m, [f"fill:{m}MiB"], bandwidth)[0] for m in (small, large)}
     per_guest_page = (stop[large] - stop[small]) / (pages[large] - pages[small])
     fixed = max(0.0, stop[small] - pages[small] * per_guest_page - RTT_S)
+    # A stop with many short runs pending: the uniform writer's half of the guest (W pages)
+    # holds n pending pages scattered independently, n·(1 − n/W) runs; past the nothing-pending
+    # stop of the same guest and the pages' bytes at `rate`, the rest is per run.
+    half = pages[large] // 2
+    scattered, n = scattered_stop(migpilot, bandwidth, 5000)
+    stop_runs = n * (1 - n / half)
+    per_pending_run = max(0.0, (scattered - stop[large] - n * (4096 + 16) / rate) / stop_runs)
     after_pass = "policies/libvirt-postcopy-after-precopy.yaml"
     # Nearly nothing stale: a filled guest alone converges at the end of pass 1 and never
     # switches, so a writer of 100 pages/s keeps pass 2 above the threshold (a few hundred
@@ -139,7 +170,7 @@ def switchover_costs(migpilot, rate, bandwidth):
     # to none as long as the shortest moved run). Its pages were zero when pass 1 sent them, so
     # the destination holds next to none of them: the cost is per run. They are dropped, as
     # `auto` drops short runs.
-    writes, half = 5000, pages[large] // 2
+    writes = 5000
     dropped, switch = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth, postcopy=True)
     p = 1 - math.exp(-writes * switch / half)
     runs = half * p * (1 - p)
@@ -172,14 +203,15 @@ def switchover_costs(migpilot, rate, bandwidth):
     # offers postcopy and completes a filled guest in precopy.
     fresh = uncapped_rate(migpilot, populated=False, policy="policies/adaptive.yaml")
     first_touch = max(0.0, 4096 / fresh - 4096 / rate)
-    print(f"switch: stop-and-copy {stop[small] * 1e3:.1f} ms at {small} MiB, {stop[large] * 1e3:.1f} ms at {large} MiB "
+    print(f"switch: stop-and-copy {stop[small] * 1e3:.1f} ms at {small} MiB, {stop[large] * 1e3:.1f} ms at {large} MiB, "
+          f"{scattered * 1e3:.1f} ms with ≈ {n:.0f} pages pending in ≈ {stop_runs:.0f} runs (per run {per_pending_run * 1e9:.0f} ns) "
           f"({per_guest_page * 1e9:.1f} ns a guest page, the stamps on the wire {STAMP_BYTES / rate * 1e9:.1f} ns of it); "
           f"postcopy {empty * 1e3:.1f} ms with nothing stale, {dropped * 1e3:.1f} ms with ≈ {runs:.0f} stale runs dropped, "
           f"{held_ms * 1e3:.1f} ms with ≈ {held:.0f} held stale pages dropped, {moved_ms * 1e3:.1f} ms with ≈ {held_whole:.0f} "
           f"moved and {moved_quarter_ms * 1e3:.1f} ms with ≈ {held_quarter:.0f} moved; "
           f"into fresh memory on small pages {fresh / 1e6:.0f} MB/s (first touch {first_touch * 1e6:.1f} us a page)",
           file=sys.stderr, flush=True)
-    return ["--switchover-fixed", f"{fixed * 1e6:.0f}us",
+    return ["--switchover-fixed", f"{fixed * 1e6:.0f}us", "--switchover-per-run", f"{per_pending_run * 1e9:.0f}ns",
             "--postcopy-switch-fixed", f"{postcopy_fixed * 1e6:.0f}us", "--postcopy-switch-per-run", f"{per_run * 1e9:.0f}ns",
             "--postcopy-switch-per-page", f"{per_page * 1e9:.0f}ns",
             "--postcopy-switch-per-moved-page", f"{per_moved_page * 1e9:.0f}ns",

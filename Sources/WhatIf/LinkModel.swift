@@ -62,6 +62,10 @@ public struct SwitchoverCost: Sendable, Equatable {
     /// known zero and skipped): the destination checking the page's stamp, once its guest
     /// runs — in the total time, not in the downtime.
     public var checkSecondsPerPage: Double
+    /// Stop-and-copy, per run of pending pages: each run is a frame or more on both sides (a
+    /// header and a CRC, a piece of the gathered write, a decode and an install), which the
+    /// switchover rate, measured on long runs, does not contain.
+    public var secondsPerPendingRun: Double
     /// Switch to postcopy: the destination's userfaultfd registration and guest start.
     public var postcopyFixedSeconds: Double
     /// Switch to postcopy, per run of stale pages the destination drops (every run
@@ -86,12 +90,13 @@ public struct SwitchoverCost: Sendable, Equatable {
     /// (≈ 6.3 µs here for a fresh one: 0.65 GB/s).
     public var firstTouchSecondsPerPage: Double
 
-    public init(fixedSeconds: Double = 0, checkSecondsPerPage: Double = 0,
+    public init(fixedSeconds: Double = 0, checkSecondsPerPage: Double = 0, secondsPerPendingRun: Double = 0,
                 postcopyFixedSeconds: Double = 0, secondsPerStaleRun: Double = 0, secondsPerStalePage: Double = 0,
                 secondsPerMovedRun: Double = 0, secondsPerMovedPage: Double = 0, moveFixedSeconds: Double = 0, stampBytesPerPage: Int = 0,
                 firstTouchSecondsPerPage: Double = 0) {
         self.fixedSeconds = fixedSeconds
         self.checkSecondsPerPage = checkSecondsPerPage
+        self.secondsPerPendingRun = secondsPerPendingRun
         self.postcopyFixedSeconds = postcopyFixedSeconds
         self.secondsPerStaleRun = secondsPerStaleRun
         self.secondsPerStalePage = secondsPerStalePage
@@ -115,8 +120,10 @@ public struct SwitchoverCost: Sendable, Equatable {
     /// before it. A prediction of a fresh destination behind a cap slower than the first touch
     /// (the prediction table, 1 Gbit/s) passes it explicitly.
     /// The moved runs' terms (UFFDIO_MOVE): per run `Benchmarks/stale-drop.sh`'s fit (one
-    /// thread), per page and fixed measured in migrations (docs/model.md, "Switchover").
+    /// thread), per page and fixed measured in migrations (docs/model.md, "Switchover"). Per
+    /// pending run: the script's scattered stop of 2026-12-03 (9,109 pages pending in ≈ 7,843
+    /// runs, 28.2 ms).
     public static let embeddedEngine = SwitchoverCost(
-        fixedSeconds: 2.02e-3, checkSecondsPerPage: 88e-9, postcopyFixedSeconds: 5.0e-3, secondsPerStaleRun: 0.57e-6,
+        fixedSeconds: 2.02e-3, checkSecondsPerPage: 88e-9, secondsPerPendingRun: 1.15e-6, postcopyFixedSeconds: 5.0e-3, secondsPerStaleRun: 0.57e-6,
         secondsPerStalePage: 245e-9, secondsPerMovedRun: 1.07e-6, secondsPerMovedPage: 60e-9, moveFixedSeconds: 3.0e-3, stampBytesPerPage: 8)
 }

@@ -127,6 +127,7 @@ public final class SimulatedMigration: MigrationControl {
         let bytes = cost(of: toSend) + stampBytes
         let fresh = freshDataPages(in: toSend)
         let stop = bytes / switchoverBandwidth + link.roundTripSeconds + work.fixedSeconds + Double(fresh) * work.firstTouchSecondsPerPage
+            + Double(toSend.runCount) * work.secondsPerPendingRun
         let check = Double(Int(landed.count) + fresh) * work.checkSecondsPerPage
         transferred += bytes
         toSend.removeAll()

@@ -14,6 +14,9 @@ struct SwitchoverCostOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Stop-and-copy: time per page the destination holds data in, for its stamp check once its guest runs (in the total time, not the downtime); default \(TimeSpan(seconds: engine.checkSecondsPerPage)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var switchoverCheckPerPage = TimeSpan(seconds: engine.checkSecondsPerPage)
+    @Option(help: ArgumentHelp("Stop-and-copy: time per run of pending pages (a frame's own work on both sides, beyond its bytes at the switchover rate); default \(TimeSpan(seconds: engine.secondsPerPendingRun)).",
+                               valueName: "time"), transform: Parse.timeSpan)
+    var switchoverPerRun = TimeSpan(seconds: engine.secondsPerPendingRun)
     @Option(help: ArgumentHelp("Switch to postcopy: fixed time at the destination (userfaultfd registration, guest start); default \(TimeSpan(seconds: engine.postcopyFixedSeconds)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var postcopySwitchFixed = TimeSpan(seconds: engine.postcopyFixedSeconds)
@@ -40,7 +43,8 @@ struct SwitchoverCostOptions: ParsableArguments {
     var switchoverFirstTouch = TimeSpan(seconds: engine.firstTouchSecondsPerPage)
 
     var cost: SwitchoverCost {
-        SwitchoverCost(fixedSeconds: switchoverFixed.seconds, checkSecondsPerPage: switchoverCheckPerPage.seconds, postcopyFixedSeconds: postcopySwitchFixed.seconds,
+        SwitchoverCost(fixedSeconds: switchoverFixed.seconds, checkSecondsPerPage: switchoverCheckPerPage.seconds,
+                       secondsPerPendingRun: switchoverPerRun.seconds, postcopyFixedSeconds: postcopySwitchFixed.seconds,
                        secondsPerStaleRun: postcopySwitchPerRun.seconds,
                        secondsPerStalePage: postcopySwitchPerPage.seconds, secondsPerMovedRun: postcopySwitchPerMovedRun.seconds,
                        secondsPerMovedPage: postcopySwitchPerMovedPage.seconds, moveFixedSeconds: postcopySwitchMoveFixed.seconds,

@@ -309,6 +309,24 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
         #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s")
     }
 
+    @Test func aStopAndCopyPaysOncePerRunOfPendingPages() throws {
+        // Every 0.1 s interval rewrites pages 0, 2, 4, …, 98 of a 10,000-page guest; at 1,000
+        // pages/s pass 1 has sent pages 0 ..< 2,000 by 2 s. The stop sends 8,050 pages in 51
+        // runs: the 50 rewritten pages, each its own run, and the unsent 2,000 ..< 10,000.
+        let written = (0..<50).map { PageRange(start: UInt64(2 * $0), count: 1) }
+        let workload = try scriptedWorkload(pages: 10_000, intervalSeconds: 0.1, intervals: Array(repeating: written, count: 40))
+        let work = SwitchoverCost(fixedSeconds: 0.004, secondsPerPendingRun: 10e-6, stampBytesPerPage: 8)
+        let link = LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost, switchoverBytesPerSecond: 50_000 * pageCost, roundTripSeconds: 0.001,
+                             switchoverCost: work)
+        let sim = SimulatedMigration(workload: workload, link: link)
+        try sim.start()
+        _ = try run(sim, step: 0.5) { $0.status.elapsedSeconds >= 2 - 1e-9 }
+        #expect(try sim.complete(maxPendingPages: nil))
+        let expected = (8_050 * pageCost + 10_000 * 8) / (50_000 * pageCost) + 0.001 + 0.004 + 51 * 10e-6
+        let downtime = try #require(sim.downtime)
+        #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s")
+    }
+
     /// Pass 1 at 1,000 pages/s (switchover 40,000 pages/s, 1 ms RTT) until `seconds`, then the
     /// switch: the stale pages and the switch's downtime.
     private func switchToPostcopy(at seconds: Double, _ workload: TraceWorkload, _ work: SwitchoverCost) throws -> (UInt64, Double) {
