@@ -291,39 +291,38 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
         #expect(s.dirtyPagesSinceSync == UInt64(s.dirtyPagesRate * s.secondsSinceSync), "\(s)")
     }
 
-    @Test func aStopAndCopyPaysTheFirstTouchOfPagesTheDestinationHasNotReceivedYet() throws {
-        // Every 0.1 s interval rewrites pages 0 ..< 100 of a 10,000-page guest; at 1,000 pages/s
-        // pass 1 has sent pages 0 ..< 2,000 by 2 s. The stop sends 8,100 pages: 100 rewritten
-        // ones that landed before (no first touch) and 8,000 that land on fresh memory.
-        let workload = try scriptedWorkload(pages: 10_000, intervalSeconds: 0.1,
-                                            intervals: Array(repeating: [PageRange(start: 0, count: 100)], count: 40))
-        let work = SwitchoverCost(fixedSeconds: 0.004, checkSecondsPerPage: 25e-9, stampBytesPerPage: 8, firstTouchSecondsPerPage: 2e-6)
+    /// Pass 1 of a 10,000-page guest at 1,000 pages/s (switchover 50,000 pages/s, 1 ms RTT)
+    /// for 2 s, then the stop: its downtime.
+    private func stopAfterTwoSeconds(_ workload: TraceWorkload, _ work: SwitchoverCost) throws -> Double {
         let link = LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost, switchoverBytesPerSecond: 50_000 * pageCost, roundTripSeconds: 0.001,
                              switchoverCost: work)
         let sim = SimulatedMigration(workload: workload, link: link)
         try sim.start()
         _ = try run(sim, step: 0.5) { $0.status.elapsedSeconds >= 2 - 1e-9 }
         #expect(try sim.complete(maxPendingPages: nil))
+        return try #require(sim.downtime)
+    }
+
+    @Test func aStopAndCopyPaysTheFirstTouchOfPagesTheDestinationHasNotReceivedYet() throws {
+        // Every 0.1 s interval rewrites pages 0 ..< 100; pass 1 has sent pages 0 ..< 2,000 by
+        // 2 s. The stop sends 8,100 pages: 100 rewritten ones that landed before (no first
+        // touch) and 8,000 that land on fresh memory.
+        let workload = try scriptedWorkload(pages: 10_000, intervalSeconds: 0.1,
+                                            intervals: Array(repeating: [PageRange(start: 0, count: 100)], count: 40))
+        let work = SwitchoverCost(fixedSeconds: 0.004, checkSecondsPerPage: 25e-9, stampBytesPerPage: 8, firstTouchSecondsPerPage: 2e-6)
+        let downtime = try stopAfterTwoSeconds(workload, work)
         let expected = (8_100 * pageCost + 10_000 * 8) / (50_000 * pageCost) + 0.001 + 0.004 + 8_000 * 2e-6
-        let downtime = try #require(sim.downtime)
         #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s")
     }
 
     @Test func aStopAndCopyPaysOncePerRunOfPendingPages() throws {
-        // Every 0.1 s interval rewrites pages 0, 2, 4, …, 98 of a 10,000-page guest; at 1,000
-        // pages/s pass 1 has sent pages 0 ..< 2,000 by 2 s. The stop sends 8,050 pages in 51
-        // runs: the 50 rewritten pages, each its own run, and the unsent 2,000 ..< 10,000.
+        // Every 0.1 s interval rewrites pages 0, 2, 4, …, 98; pass 1 has sent pages 0 ..< 2,000
+        // by 2 s. The stop sends 8,050 pages in 51 runs: the 50 rewritten pages, each its own
+        // run, and the unsent 2,000 ..< 10,000.
         let written = (0..<50).map { PageRange(start: UInt64(2 * $0), count: 1) }
         let workload = try scriptedWorkload(pages: 10_000, intervalSeconds: 0.1, intervals: Array(repeating: written, count: 40))
-        let work = SwitchoverCost(fixedSeconds: 0.004, secondsPerPendingRun: 10e-6, stampBytesPerPage: 8)
-        let link = LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost, switchoverBytesPerSecond: 50_000 * pageCost, roundTripSeconds: 0.001,
-                             switchoverCost: work)
-        let sim = SimulatedMigration(workload: workload, link: link)
-        try sim.start()
-        _ = try run(sim, step: 0.5) { $0.status.elapsedSeconds >= 2 - 1e-9 }
-        #expect(try sim.complete(maxPendingPages: nil))
+        let downtime = try stopAfterTwoSeconds(workload, SwitchoverCost(fixedSeconds: 0.004, secondsPerPendingRun: 10e-6, stampBytesPerPage: 8))
         let expected = (8_050 * pageCost + 10_000 * 8) / (50_000 * pageCost) + 0.001 + 0.004 + 51 * 10e-6
-        let downtime = try #require(sim.downtime)
         #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s")
     }
 
