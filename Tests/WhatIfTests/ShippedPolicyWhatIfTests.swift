@@ -71,7 +71,7 @@ import Testing
         let switchAt = try #require(r.switchAtSeconds)
         #expect(switchAt >= 1600 && switchAt < 1601, "switched at \(switchAt) s")
         #expect(r.completed)
-        let steps = log.compactMap { d -> Double? in if case .setDowntimeLimit(let s) = d.action { d.timeSeconds } else { nil } }
+        let steps = log.compactMap { d -> Double? in if case .setDowntimeLimit = d.action { d.timeSeconds } else { nil } }
         #expect(steps.count == 11)
         #expect(steps.enumerated().allSatisfy { i, t in t >= Double(i) * 150 && t < Double(i) * 150 + 1 }, "\(steps)")
     }
