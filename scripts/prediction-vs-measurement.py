@@ -78,8 +78,6 @@ def uncapped_rate(migpilot, populated=True, policy="policies/precopy.yaml"):
     return statistics.median(rates)
 
 
-
-
 # A postcopy run whose recovery retries ran out ends paused at once (exit 75, not completed)
 # instead of waiting an hour for `migpilot recover`.
 NO_MANUAL_RECOVERY = ["--recovery-window", "0s"]
@@ -154,8 +152,8 @@ def switchover_costs(migpilot, rate, bandwidth):
     # A stop with many short runs pending: the uniform writer's half of the guest (W pages)
     # holds n pending pages scattered independently, n·(1 − n/W) runs; past the nothing-pending
     # stop of the same guest and the pages' bytes at `rate`, the rest is per run.
-    half = pages[large] // 2
-    scattered, n = scattered_stop(migpilot, bandwidth, 5000)
+    half, writes = pages[large] // 2, 5000
+    scattered, n = scattered_stop(migpilot, bandwidth, writes)
     stop_runs = n * (1 - n / half)
     per_pending_run = max(0.0, (scattered - stop[large] - n * (4096 + 16) / rate) / stop_runs)
     after_pass = "policies/libvirt-postcopy-after-precopy.yaml"
@@ -170,7 +168,6 @@ def switchover_costs(migpilot, rate, bandwidth):
     # to none as long as the shortest moved run). Its pages were zero when pass 1 sent them, so
     # the destination holds next to none of them: the cost is per run. They are dropped, as
     # `auto` drops short runs.
-    writes = 5000
     dropped, switch = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth, postcopy=True)
     p = 1 - math.exp(-writes * switch / half)
     runs = half * p * (1 - p)

@@ -128,9 +128,9 @@ static int have_sse42(void) {
 
 // Long buffers on CPUs with VPCLMULQDQ: folding. The three crc32 lanes above read three places
 // at once, and on a buffer that is not in cache (a paused guest's pages, sent from where they
-// are) their loads wait on memory: 7.5 GB/s here, against 23 GB/s on cached data. Folding reads
-// the buffer front to back, with a prefetch 2 KiB ahead: 15–17 GB/s on the same memory, as fast
-// as the lanes on cached data. Four 256-bit accumulators each hold two 16-byte blocks; a block
+// are) their loads wait on memory: 6.2 GB/s here, against 22 GB/s on cached data. Folding reads
+// the buffer front to back, with a prefetch 2 KiB ahead: 11.5–14.4 GB/s on the same memory,
+// near plain reads of it, and 24–25 GB/s cached (Benchmarks/crc.sh). Four 256-bit accumulators each hold two 16-byte blocks; a block
 // B followed by D bytes is worth B·x^(8D) mod P, which carry-less multiplies compute: its first
 // 8 bytes (the high-degree half, bit j the coefficient of x^(63-j)) times x^(8D+31) mod P, its
 // last 8 times x^(8D-33) mod P, both constants bit-reflected, the products landing in the

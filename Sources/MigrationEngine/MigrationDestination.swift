@@ -178,8 +178,10 @@ public final class MigrationDestination: @unchecked Sendable {
                 // on huge pages each drop would first split one, and the pages a huge page
                 // zeroed around those that arrived would be stale too. QEMU as well keeps a
                 // destination that may see postcopy on small pages.
-                if session.stamps.isEmpty, features.contains(.postcopy) { memory.adviseHugePages(false) }
-                if session.stamps.isEmpty { session.stamps = Array(repeating: 0, count: Int(pageCount)) }
+                if session.stamps.isEmpty {
+                    if features.contains(.postcopy) { memory.adviseHugePages(false) }
+                    session.stamps = Array(repeating: 0, count: Int(pageCount))
+                }
                 if session.guest == nil, !workloads.isEmpty { session.guest = try Guest(memory: memory, workloads: workloads) }
                 try reply(.helloAck(version: version), &session.state, connection)
                 onStateChange(session.faults == nil ? .active : .postcopyRecover)

@@ -22,8 +22,9 @@ struct DestinationMemoryOptions: ParsableArguments {
     /// first if asked.
     func memory(_ size: ByteCount) throws -> GuestMemory {
         let memory = try GuestMemory(bytes: Int(size.bytes))
-        // As QEMU does with guest RAM: huge pages make a first touch one fault in 512, and
-        // the destination drops back to small ones if the source offers postcopy (`hello`).
+        // As QEMU does with guest RAM: huge pages make a first touch one fault in 512. The
+        // destination takes the advice back at once if the source offers postcopy, and at
+        // pass 2 otherwise (`MigrationDestination`).
         memory.adviseHugePages(true)
         if prealloc { try memory.populate() }
         return memory

@@ -41,7 +41,7 @@ import Transport
     }
 
     @Test(arguments: [StreamFeatures(), [.postcopy, .recovery]])
-    func theDestinationGoesBackToSmallPagesOnlyWhenPostcopyIsOffered(features: StreamFeatures) throws {
+    func aHelloThatOffersPostcopySendsTheDestinationToSmallPagesAtOnce(features: StreamFeatures) throws {
         let memory = try GuestMemory(bytes: 8 << 20)
         let (uri, listener, outcome) = try destination(memory)
         defer { listener.close() }
