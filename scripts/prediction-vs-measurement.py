@@ -16,7 +16,8 @@ with nothing stale (its fixed part), after a uniform writer (per stale run, drop
 sweep over a data-filled guest (per held stale page, dropped and moved) and after one over a
 quarter of it (the fixed cost of moving). The per-run cost of a moved run is whatif's default.
 The first touch of fresh destination memory is measured on small pages, where a stop after
-pass 1 lands.
+pass 1 lands. The calibration prices what each stop carried as the engine counted it (the
+summary's stop_pages and stop_runs), and every migration starts after SETTLE_S of quiet.
 
 Usage: scripts/prediction-vs-measurement.py path/to/migpilot [--runs 3] [--horizon 45s]
        [--bandwidth 1Gbit/s] [--switchover-bandwidth 1500MB/s] [--switchover-costs "--switchover-fixed 5ms ..."]
@@ -34,6 +35,11 @@ import tempfile
 import time
 
 DOWNTIME_SLACK_S = 0.002
+# Seconds of quiet before every migration. This machine hands memory a process freed back to
+# its host about 2 s later (free page reporting), and a run started in the seconds after the
+# last one's exit ran its stop beside that: redis-benchmark under precopy.yaml, 8 runs each,
+# interleaved, downtime 20–44 ms (median 27.9) back to back, 18–28 ms (median 23.0) after 4 s.
+SETTLE_S = 4
 
 
 def last_json_line(text):
@@ -49,13 +55,23 @@ def trace_info(migpilot, path):
     return last_json_line(out)
 
 
+def migrate(cmd):
+    """One `migpilot migrate --json` after SETTLE_S of quiet: its JSON lines, the summary last."""
+    time.sleep(SETTLE_S)
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    if not lines:
+        sys.exit(f"no JSON line from {' '.join(cmd)}")
+    return lines
+
+
 def measure(migpilot, trace, policy, bandwidth, memory_bytes, horizon):
     """One real migration; its summary with the load average it started under."""
-    load = os.getloadavg()[0]
     cmd = [migpilot, "migrate", "--policy", policy, "--memory", f"{memory_bytes}B", "--workload", f"trace:{trace}",
            "--bandwidth", bandwidth, "--timeout", horizon, "--json"] + NO_MANUAL_RECOVERY
-    run = subprocess.run(cmd, capture_output=True, text=True)
-    summary = last_json_line(run.stdout)
+    time.sleep(SETTLE_S)
+    load = os.getloadavg()[0]
+    summary = last_json_line(subprocess.run(cmd, capture_output=True, text=True).stdout)
     if summary.get("status") == "completed" and not summary.get("verified"):
         sys.exit(f"verification failed: {' '.join(cmd)}: {summary.get('detail')}")
     summary["load"] = load
@@ -68,10 +84,8 @@ def uncapped_rate(migpilot, populated=True, policy="policies/precopy.yaml"):
     `policy` — whose destination is on huge pages unless the policy allows postcopy."""
     rates = []
     for _ in range(3):
-        run = subprocess.run([migpilot, "migrate", "--policy", policy, "--memory", "512MiB",
-                              "--workload", "fill:512MiB", "--json"] + (["--mem-prealloc"] if populated else []),
-                             capture_output=True, text=True)
-        summary = last_json_line(run.stdout)
+        summary = migrate([migpilot, "migrate", "--policy", policy, "--memory", "512MiB",
+                           "--workload", "fill:512MiB", "--json"] + (["--mem-prealloc"] if populated else []))[-1]
         if summary.get("status") != "completed" or summary.get("postcopy_time_s") is not None:
             sys.exit(f"the uncapped run under {policy} did not complete in precopy: {summary}")
         rates.append(summary["transferred_bytes"] / summary["total_time_s"])
@@ -85,58 +99,40 @@ RTT_S = 0.001  # whatif's default --rtt, part of every measured switch below
 STAMP_BYTES = 8
 
 
-def median_run(migpilot, policy, mib, workloads, bandwidth, discard="auto", postcopy=False, runs=5):
-    """Median downtime and switch time of `runs` completed migrations of a `mib` MiB guest at
-    the table's `bandwidth`, with a 1 ms downtime limit (so that precopy stops or switches with
-    almost nothing pending) and the destination dropping stale pages as `discard` says. Capped
-    as the table's runs are, so that the destination keeps up with the stream: uncapped, the
-    switch found it tens of milliseconds behind (pass 1's bytes still in the sockets and its
-    first touches), which no term of the model is. One that does not complete (a postcopy link
-    that broke and stayed paused), or that was to switch to postcopy (`postcopy`) and did not,
-    is reported and run again, up to twice as many attempts."""
-    downtimes, switches = [], []
-    cmd = [migpilot, "migrate", "--policy", policy, "--memory", f"{mib}MiB", "--downtime-limit", "1ms", "--bandwidth", bandwidth,
+def median_run(migpilot, policy, mib, workloads, bandwidth, discard="auto", postcopy=False, limit="1ms", prealloc=False, runs=5):
+    """Medians over `runs` completed migrations of a `mib` MiB guest at the table's `bandwidth`
+    (downtime, when the guest stopped, and what the stop carried as the engine counted it:
+    pages and runs), with the downtime limit `limit` (1 ms: precopy stops or switches with
+    almost nothing pending; None: the policy's) and the destination dropping stale pages as
+    `discard` says, on populated memory if `prealloc`. Capped as the table's runs are, so that
+    the destination keeps up with the stream: uncapped, the switch found it tens of
+    milliseconds behind (pass 1's bytes still in the sockets and its first touches), which no
+    term of the model is. One that does not complete (a postcopy link that broke and stayed
+    paused), or that was to switch to postcopy (`postcopy`) and did not, is reported and run
+    again, up to twice as many attempts."""
+    done = []
+    cmd = [migpilot, "migrate", "--policy", policy, "--memory", f"{mib}MiB", "--bandwidth", bandwidth,
            "--postcopy-discard", discard, "--json"] + NO_MANUAL_RECOVERY
+    cmd += ["--downtime-limit", limit] if limit else []
+    cmd += ["--mem-prealloc"] if prealloc else []
     for w in workloads:
         cmd += ["--workload", w]
     for _ in range(2 * runs):
-        if len(downtimes) == runs:
+        if len(done) == runs:
             break
-        summary = last_json_line(subprocess.run(cmd, capture_output=True, text=True).stdout)
+        summary = migrate(cmd)[-1]
         if summary.get("status") != "completed":
             print(f"calibration run did not complete ({summary.get('status')}): {' '.join(cmd)}", file=sys.stderr, flush=True)
             continue
         if postcopy and summary.get("postcopy_time_s") is None:
             print(f"calibration run completed without switching to postcopy: {' '.join(cmd)}", file=sys.stderr, flush=True)
             continue
-        downtimes.append(summary["downtime_s"])
-        switches.append(summary["total_time_s"] - (summary["postcopy_time_s"] or 0))
-    if not downtimes:
+        done.append(summary)
+    if not done:
         sys.exit(f"no calibration run completed: {' '.join(cmd)}")
-    return statistics.median(downtimes), statistics.median(switches)
-
-
-def scattered_stop(migpilot, bandwidth, writes, runs=5):
-    """Stop-and-copies of a 512 MiB guest, half filled, half written by a uniform writer of
-    `writes` pages/s, under precopy.yaml (300 ms limit) at the table's cap, into populated memory
-    (no first touch): the median downtime and pages pending at the stop (the `complete`
-    decision that stopped the guest), of `runs` completed runs."""
-    downtimes, pending = [], []
-    cmd = [migpilot, "migrate", "--policy", "policies/precopy.yaml", "--memory", "512MiB", "--bandwidth", bandwidth,
-           "--mem-prealloc", "--workload", "fill:256MiB", "--workload", f"uniform:rate={writes}", "--json"]
-    for _ in range(2 * runs):
-        if len(downtimes) == runs:
-            break
-        lines = [json.loads(line) for line in subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines() if line.startswith("{")]
-        if not lines or lines[-1].get("status") != "completed":
-            print(f"calibration run did not complete: {' '.join(cmd)}", file=sys.stderr, flush=True)
-            continue
-        completes = [line for line in lines if line.get("action", {}).get("action") == "complete"]
-        downtimes.append(lines[-1]["downtime_s"])
-        pending.append(completes[-1]["status"]["remaining_pages"])
-    if not downtimes:
-        sys.exit(f"no calibration run completed: {' '.join(cmd)}")
-    return statistics.median(downtimes), statistics.median(pending)
+    med = lambda f: statistics.median(f(x) for x in done)
+    return {"downtime": med(lambda x: x["downtime_s"]), "switch": med(lambda x: x["total_time_s"] - (x["postcopy_time_s"] or 0)),
+            "pages": med(lambda x: x["stop_pages"]), "runs": med(lambda x: x["stop_runs"])}
 
 
 def switchover_costs(migpilot, rate, bandwidth):
@@ -146,37 +142,34 @@ def switchover_costs(migpilot, rate, bandwidth):
     + per page × held stale pages (switch to postcopy), for dropped and for moved runs."""
     small, large = 128, 512
     pages = {m: m * 256 for m in (small, large)}
-    stop = {m: median_run(migpilot, "policies/precopy.yaml", m, [f"fill:{m}MiB"], bandwidth)[0] for m in (small, large)}
+    stop = {m: median_run(migpilot, "policies/precopy.yaml", m, [f"fill:{m}MiB"], bandwidth)["downtime"] for m in (small, large)}
     per_guest_page = (stop[large] - stop[small]) / (pages[large] - pages[small])
     fixed = max(0.0, stop[small] - pages[small] * per_guest_page - RTT_S)
-    # A stop with many short runs pending: the uniform writer's half of the guest (W pages)
-    # holds n pending pages scattered independently, n·(1 − n/W) runs; past the nothing-pending
-    # stop of the same guest and the pages' bytes at `rate`, the rest is per run.
-    half, writes = pages[large] // 2, 5000
-    scattered, n = scattered_stop(migpilot, bandwidth, writes)
-    stop_runs = n * (1 - n / half)
-    per_pending_run = max(0.0, (scattered - stop[large] - n * (4096 + 16) / rate) / stop_runs)
+    # A stop with many short runs pending: half the guest filled, a uniform writer over the
+    # other half, stopped under precopy.yaml's 300 ms limit into populated memory (no first
+    # touch). Past the nothing-pending stop of the same guest and the pages' bytes at `rate`,
+    # the rest is per run of what the engine sent.
+    writes = 5000
+    scattered = median_run(migpilot, "policies/precopy.yaml", large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth,
+                           limit=None, prealloc=True)
+    per_pending_run = max(0.0, (scattered["downtime"] - stop[large] - scattered["pages"] * (4096 + 16) / rate) / scattered["runs"])
     after_pass = "policies/libvirt-postcopy-after-precopy.yaml"
     # Nearly nothing stale: a filled guest alone converges at the end of pass 1 and never
     # switches, so a writer of 100 pages/s keeps pass 2 above the threshold (a few hundred
     # stale runs, well under a millisecond).
-    empty, _ = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", "uniform:rate=100"], bandwidth, postcopy=True)
-    postcopy_fixed = max(0.0, empty - RTT_S - pages[large] * STAMP_BYTES / rate - fixed)
-    # Two workloads share the guest, half each. A uniform writer's pages are independent:
-    # dirty with p = 1 − e^(−r·t/W) after t seconds, and page i starts a run when i is dirty
-    # and i − 1 is not: W·p·(1 − p) runs, of 1/(1 − p) pages on average (p ≈ 0.3 here: next
-    # to none as long as the shortest moved run). Its pages were zero when pass 1 sent them, so
-    # the destination holds next to none of them: the cost is per run. They are dropped, as
-    # `auto` drops short runs.
-    dropped, switch = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth, postcopy=True)
-    p = 1 - math.exp(-writes * switch / half)
-    runs = half * p * (1 - p)
-    per_run = max(0.0, (dropped - empty) / runs)
+    empty = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", "uniform:rate=100"], bandwidth, postcopy=True)
+    # Many short stale runs: the uniform writer's pages, dirtied independently, were zero when
+    # pass 1 sent them, so the destination holds next to none of them and the cost is per run
+    # (dropped, as `auto` drops short runs). Past the nearly-nothing-stale switch, per run of
+    # the discard list the engine sent.
+    dropped = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth, postcopy=True)
+    per_run = max(0.0, (dropped["downtime"] - empty["downtime"]) / max(1, dropped["runs"] - empty["runs"]))
+    postcopy_fixed = max(0.0, empty["downtime"] - RTT_S - pages[large] * STAMP_BYTES / rate - fixed - per_run * empty["runs"])
     # A dense stale set the destination holds: a sweep over a guest whose every page holds data
-    # rewrites, in pass 1, pages that pass 1 has already sent (≈ rate × switch time of them, in
-    # one or two runs): dropped, each page is freed at the switch; moved (`auto`, as long runs
-    # are), each is moved out, after the fixed cost of moving at all, which a second sweep over
-    # a quarter of the guest (the rest zero) tells apart.
+    # rewrites, in pass 1, pages that pass 1 has already sent, in one or two runs: dropped,
+    # each page is freed at the switch; moved (`auto`, as long runs are), each is moved out,
+    # after the fixed cost of moving at all, which a second sweep over a quarter of the guest
+    # (the rest zero) tells apart.
     sweep_rate = 200000
     with tempfile.TemporaryDirectory() as tmp:
         def sweep(region):
@@ -185,14 +178,12 @@ def switchover_costs(migpilot, rate, bandwidth):
                             "--duration", "30s", "--initial", "data", "--region", f"0MiB:{region}MiB", "-o", path], check=True)
             return f"trace:{path}"
         whole, quarter = sweep(large), sweep(large // 4)
-        held_ms, held_switch = median_run(migpilot, after_pass, large, [whole], bandwidth, discard="drop", postcopy=True)
-        moved_ms, moved_switch = median_run(migpilot, after_pass, large, [whole], bandwidth, postcopy=True)
-        moved_quarter_ms, quarter_switch = median_run(migpilot, after_pass, large, [quarter], bandwidth, postcopy=True)
-    held = min(sweep_rate * held_switch, pages[large])
-    per_page = max(0.0, (held_ms - empty - 2 * per_run) / held)
-    held_whole, held_quarter = min(sweep_rate * moved_switch, pages[large]), min(sweep_rate * quarter_switch, pages[large] // 4)
-    per_moved_page = max(0.0, (moved_ms - moved_quarter_ms) / (held_whole - held_quarter))
-    move_fixed = max(0.0, moved_quarter_ms - empty - per_moved_page * held_quarter)
+        held = median_run(migpilot, after_pass, large, [whole], bandwidth, discard="drop", postcopy=True)
+        moved = median_run(migpilot, after_pass, large, [whole], bandwidth, postcopy=True)
+        moved_quarter = median_run(migpilot, after_pass, large, [quarter], bandwidth, postcopy=True)
+    per_page = max(0.0, (held["downtime"] - empty["downtime"] - per_run * (held["runs"] - empty["runs"])) / held["pages"])
+    per_moved_page = max(0.0, (moved["downtime"] - moved_quarter["downtime"]) / max(1, moved["pages"] - moved_quarter["pages"]))
+    move_fixed = max(0.0, moved_quarter["downtime"] - empty["downtime"] - per_moved_page * moved_quarter["pages"])
     # The datasets' destinations are fresh: a pending page that lands where nothing was written
     # yet pays its first touch, which `rate` (into populated memory) does not contain. A stop
     # after pass 1 lands on small pages (the destination leaves huge pages at pass 2, and is on
@@ -200,12 +191,13 @@ def switchover_costs(migpilot, rate, bandwidth):
     # offers postcopy and completes a filled guest in precopy.
     fresh = uncapped_rate(migpilot, populated=False, policy="policies/adaptive.yaml")
     first_touch = max(0.0, 4096 / fresh - 4096 / rate)
+    ms = lambda run: f"{run['downtime'] * 1e3:.1f} ms"
     print(f"switch: stop-and-copy {stop[small] * 1e3:.1f} ms at {small} MiB, {stop[large] * 1e3:.1f} ms at {large} MiB, "
-          f"{scattered * 1e3:.1f} ms with ≈ {n:.0f} pages pending in ≈ {stop_runs:.0f} runs (per run {per_pending_run * 1e9:.0f} ns) "
+          f"{ms(scattered)} with {scattered['pages']:.0f} pages pending in {scattered['runs']:.0f} runs (per run {per_pending_run * 1e9:.0f} ns) "
           f"({per_guest_page * 1e9:.1f} ns a guest page, the stamps on the wire {STAMP_BYTES / rate * 1e9:.1f} ns of it); "
-          f"postcopy {empty * 1e3:.1f} ms with nothing stale, {dropped * 1e3:.1f} ms with ≈ {runs:.0f} stale runs dropped, "
-          f"{held_ms * 1e3:.1f} ms with ≈ {held:.0f} held stale pages dropped, {moved_ms * 1e3:.1f} ms with ≈ {held_whole:.0f} "
-          f"moved and {moved_quarter_ms * 1e3:.1f} ms with ≈ {held_quarter:.0f} moved; "
+          f"postcopy {ms(empty)} with {empty['runs']:.0f} stale runs, {ms(dropped)} with {dropped['runs']:.0f} dropped (per run {per_run * 1e9:.0f} ns), "
+          f"{ms(held)} with {held['pages']:.0f} held stale pages dropped, {ms(moved)} with {moved['pages']:.0f} "
+          f"moved and {ms(moved_quarter)} with {moved_quarter['pages']:.0f} moved; "
           f"into fresh memory on small pages {fresh / 1e6:.0f} MB/s (first touch {first_touch * 1e6:.1f} us a page)",
           file=sys.stderr, flush=True)
     return ["--switchover-fixed", f"{fixed * 1e6:.0f}us", "--switchover-per-run", f"{per_pending_run * 1e9:.0f}ns",
@@ -275,7 +267,6 @@ def main():
             predicted = predict(args.migpilot, trace, policy, args.bandwidth, args.switchover_bandwidth,
                                 args.switchover_costs.split(), args.horizon)
             rows.append(row(trace, policy, runs, predicted))
-            time.sleep(1)
     report(rows, args)
     if args.json:
         with open(args.json, "w") as f:

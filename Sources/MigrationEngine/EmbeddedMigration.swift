@@ -60,6 +60,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     private var downtimeLimit = 0.3
     private var bandwidthCap: Double?
     private var downtime: Double?
+    private var stopCarried: StopLoad?
     private var failure: String?
     /// Postcopy: when the guest stopped here, pages the destination asked for not yet served,
     /// and the destination's pages requested so far (QEMU's postcopy-requests).
@@ -96,6 +97,8 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     public var postcopySeconds: Double? {
         monitor.locked { postcopyFrom.map { Double((postcopyEnd ?? Self.now()) - $0) / 1e9 } }
     }
+    /// What the guest's stop carried; nil until the destination has resumed the guest.
+    public var stopLoad: StopLoad? { monitor.locked { stopCarried } }
     /// Pages the destination's guest faulted on and asked for (QEMU's postcopy-requests).
     public var remoteFaults: UInt64 { monitor.locked { requestedPages } }
     /// Seconds the migration has spent paused in postcopy (QEMU's postcopy-paused and -recover).
@@ -431,6 +434,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         let stop = Self.now()
         guest.pause()
         pending.insert(contentsOf: try tracker.collect())
+        let (pages, runs) = (pending.count, UInt64(pending.runCount))
         monitor.locked {
             state = .device
             remaining = pending.count
@@ -458,6 +462,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         // before its verdict.
         if monitor.locked({ stream.awaitsGuestRunning }) { _ = try expectReply("guest-running") }
         let seconds = Double(Self.now() - stop) / 1e9
+        let stopBytes = connection.bytesSent - before
         let ack = try expectReply("complete-ack")
         monitor.locked {
             if case let .completeAck(verified, detail) = ack {
@@ -467,6 +472,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
             transferred += connection.bytesSent - before
             remaining = 0
             downtime = seconds
+            stopCarried = StopLoad(pages: pages, runs: runs, bytes: stopBytes)
             state = .completed
             completeAnswer = true
             events.append(.stateChanged)
@@ -513,6 +519,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
             monitor.broadcast()
         }
         try frame(.stopAndCopy)
+        let before = connection.bytesSent + UInt64(connection.encoder.count)
         try sendDeviceState()
         var stale = pending
         let queue = stale.ranges(clearing: true)
@@ -523,7 +530,10 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
             try frame(.postcopyStart(discard: queue))
             try connection.flush()
             _ = try expectReply("postcopy-start-ack")
-            monitor.locked { downtime = Double(Self.now() - stop) / 1e9 }
+            monitor.locked {
+                downtime = Double(Self.now() - stop) / 1e9
+                stopCarried = StopLoad(pages: pending.count, runs: UInt64(queue.count), bytes: connection.bytesSent - before)
+            }
             // The guest never writes here again; ending the tracking (over the whole guest,
             // tens of milliseconds) waits until the destination runs it.
             tracker.stop()

@@ -78,7 +78,7 @@ struct MigrateCommand: ParsableCommand {
     @Option(help: "Inject link cuts (repeatable): cut:after=postcopy+0.3s,every=0.7s,count=4 or cut:during=recover,count=1.")
     var inject: [String] = []
     @OptionGroup(title: "The local destination (without --to)") var destinationMemory: DestinationMemoryOptions
-    @Flag(help: "Print JSON lines: decisions, then a final summary.") var json = false
+    @Flag(help: "Print JSON lines: decisions, then a final summary (status, verified, total_time_s, downtime_s, downtime_bytes, stop_pages, stop_runs, transferred_bytes, passes, postcopy_time_s, remote_faults, recoveries, paused_s, detail).") var json = false
 
     func validate() throws {
         if try qmp.validate(self) { return }
@@ -159,7 +159,7 @@ struct MigrateCommand: ParsableCommand {
         let summary = MigrateSummary(status: s.state.rawValue, verified: verified, totalTimeSeconds: s.elapsedSeconds,
                                      downtimeSeconds: s.downtimeSeconds, transferredBytes: s.transferredBytes, passes: s.pass,
                                      postcopyTimeSeconds: engine.postcopySeconds, remoteFaults: Int(engine.remoteFaults), recoveries: engine.recoveries, pausedSeconds: engine.pausedSeconds,
-                                     detail: engine.destinationDetail ?? outcome.stoppedBecause ?? "")
+                                     detail: engine.destinationDetail ?? outcome.stoppedBecause ?? "", stop: engine.stopLoad)
         // The workload runs on at a local destination: count its writes for a moment.
         let runningOn = s.state == .completed ? local?.destinationWrites(during: 0.25) : nil
         try drive.finish(summary, table: summary.rows(s) + (runningOn.map { [["destination", "the workload runs on: \($0) page writes in 250 ms"]] } ?? []))
@@ -246,6 +246,8 @@ struct MigrateSummary: Encodable {
     var recoveries: Int
     var pausedSeconds: Double
     var detail: String
+    /// What the stop carried (the embedded engine counts it; QEMU 7.2 reports none of it).
+    var stop: StopLoad? = nil
 
     enum CodingKeys: String, CodingKey {
         case status, verified, passes, recoveries, detail
@@ -255,6 +257,9 @@ struct MigrateSummary: Encodable {
         case postcopyTimeSeconds = "postcopy_time_s"
         case remoteFaults = "remote_faults"
         case pausedSeconds = "paused_s"
+        case downtimeBytes = "downtime_bytes"
+        case stopPages = "stop_pages"
+        case stopRuns = "stop_runs"
     }
 
     /// The human table's rows for a migration that ended in `s`.
@@ -263,6 +268,7 @@ struct MigrateSummary: Encodable {
             ["status", s.state.rawValue], ["verified", verified ? "yes: \(detail)" : "NO: \(detail)"],
             ["total time", "\(formatFixed(s.elapsedSeconds, decimals: 2)) s"],
             ["downtime", s.downtimeSeconds.map { "\(formatFixed($0 * 1000, decimals: 1)) ms" } ?? "-"],
+            ["at stop", stop.map { "\($0.pages) pages in \($0.runs) runs, \(ByteCount(bytes: $0.bytes)) sent while stopped" } ?? "-"],
             ["sent", ByteCount(bytes: s.transferredBytes).description], ["passes", "\(s.pass)"],
             ["postcopy", postcopyTimeSeconds.map { "\(formatFixed($0, decimals: 2)) s, \(remoteFaults) pages faulted in on demand" } ?? "-"],
             ["recoveries", recoveries == 0 ? "-" : "\(recoveries), \(formatFixed(pausedSeconds, decimals: 2)) s paused in all"],
@@ -283,5 +289,8 @@ struct MigrateSummary: Encodable {
         try c.encode(recoveries, forKey: .recoveries)
         try c.encode(pausedSeconds, forKey: .pausedSeconds)
         try c.encode(detail, forKey: .detail)
+        try c.encode(stop?.bytes, forKey: .downtimeBytes)
+        try c.encode(stop?.pages, forKey: .stopPages)
+        try c.encode(stop?.runs, forKey: .stopRuns)
     }
 }

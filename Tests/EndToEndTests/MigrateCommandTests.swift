@@ -48,6 +48,11 @@ import Testing
         for key in ["total_time_s", "downtime_s", "transferred_bytes", "passes", "postcopy_time_s", "remote_faults", "recoveries"] {
             #expect(last.keys.contains(key), "missing \(key)")
         }
+        // The writer keeps pages pending to the end: the stop carries some, each run at least a
+        // page, and at least their frames' headers go while the guest is stopped.
+        let pages = try #require(last["stop_pages"] as? Int), runs = try #require(last["stop_runs"] as? Int)
+        #expect(runs >= 1 && runs <= pages, "\(last)")
+        #expect((last["downtime_bytes"] as? Int ?? 0) >= runs * 16, "\(last)")
         // The decisions come first, one JSON object a line, with QEMU's state names.
         #expect((decisions.first?["status"] as? [String: Any])?["status"] as? String == "active")
         #expect(run.stderr.contains("dirty tracking: "))
@@ -82,6 +87,9 @@ import Testing
         #expect(last["status"] as? String == "completed")
         #expect(last["verified"] as? Bool == true, "\(last)")
         #expect((last["postcopy_time_s"] as? Double ?? 0) > 0)
+        // The switch lists the stale pages for the destination to drop, as runs.
+        let stale = try #require(last["stop_pages"] as? Int), staleRuns = try #require(last["stop_runs"] as? Int)
+        #expect(stale > 0 && staleRuns >= 1 && staleRuns <= stale, "\(last)")
         let switched = try #require(decisions.first { ($0["action"] as? [String: Any])?["action"] as? String == "start-postcopy" })
         #expect((switched["reason"] as? String)?.contains("will not converge") == true, "\(switched)")
         #expect(decisions.contains { ($0["status"] as? [String: Any])?["status"] as? String == "postcopy-active" })
