@@ -15,11 +15,11 @@ switch to postcopy
 with nothing stale (its fixed part), after a uniform writer (per stale run, dropped), after a
 sweep over a data-filled guest (per held stale page, dropped and moved) and after one over a
 quarter of it (the fixed cost of moving). The per-run cost of a moved run is whatif's default.
-The first touch of fresh destination memory is measured on small pages, where a stop after
-pass 1 lands. The calibration prices what each stop carried as the engine counted it (the
+The first touch of fresh destination memory is measured in a stop whose scattered pending
+pages land on fresh small pages, as a stop after pass 1 does. The calibration prices what each stop carried as the engine counted it (the
 summary's stop_pages and stop_runs), and every migration starts after SETTLE_S of quiet.
 
-Usage: scripts/prediction-vs-measurement.py path/to/migpilot [--runs 3] [--horizon 45s]
+Usage: scripts/prediction-vs-measurement.py path/to/migpilot [--runs 5] [--horizon 45s]
        [--bandwidth 1Gbit/s] [--switchover-bandwidth 1500MB/s] [--switchover-costs "--switchover-fixed 5ms ..."]
        [--policy policies/precopy.yaml ...] [--trace datasets/x.trace ...] [--json FILE]
 """
@@ -78,16 +78,15 @@ def measure(migpilot, trace, policy, bandwidth, memory_bytes, horizon):
     return summary
 
 
-def uncapped_rate(migpilot, populated=True, policy="policies/precopy.yaml"):
-    """The engine's rate with no cap: a filled 512 MiB guest over loopback into populated memory
-    (or into fresh memory, each page's first touch on the way), completed in precopy under
-    `policy` — whose destination is on huge pages unless the policy allows postcopy."""
+def uncapped_rate(migpilot):
+    """The engine's rate with no cap: a filled 512 MiB guest over loopback into populated memory,
+    completed in precopy under precopy.yaml."""
     rates = []
     for _ in range(3):
-        summary = migrate([migpilot, "migrate", "--policy", policy, "--memory", "512MiB",
-                           "--workload", "fill:512MiB", "--json"] + (["--mem-prealloc"] if populated else []))[-1]
+        summary = migrate([migpilot, "migrate", "--policy", "policies/precopy.yaml", "--memory", "512MiB",
+                           "--workload", "fill:512MiB", "--json", "--mem-prealloc"])[-1]
         if summary.get("status") != "completed" or summary.get("postcopy_time_s") is not None:
-            sys.exit(f"the uncapped run under {policy} did not complete in precopy: {summary}")
+            sys.exit(f"the uncapped run did not complete in precopy: {summary}")
         rates.append(summary["transferred_bytes"] / summary["total_time_s"])
     return statistics.median(rates)
 
@@ -132,7 +131,8 @@ def median_run(migpilot, policy, mib, workloads, bandwidth, discard="auto", post
         sys.exit(f"no calibration run completed: {' '.join(cmd)}")
     med = lambda f: statistics.median(f(x) for x in done)
     return {"downtime": med(lambda x: x["downtime_s"]), "switch": med(lambda x: x["total_time_s"] - (x["postcopy_time_s"] or 0)),
-            "pages": med(lambda x: x["stop_pages"]), "runs": med(lambda x: x["stop_runs"])}
+            "pages": med(lambda x: x["stop_pages"]), "runs": med(lambda x: x["stop_runs"]),
+            "fresh": med(lambda x: x["stop_fresh_pages"] or 0)}
 
 
 def switchover_costs(migpilot, rate, bandwidth):
@@ -184,13 +184,16 @@ def switchover_costs(migpilot, rate, bandwidth):
     per_page = max(0.0, (held["downtime"] - empty["downtime"] - per_run * (held["runs"] - empty["runs"])) / held["pages"])
     per_moved_page = max(0.0, (moved["downtime"] - moved_quarter["downtime"]) / max(1, moved["pages"] - moved_quarter["pages"]))
     move_fixed = max(0.0, moved_quarter["downtime"] - empty["downtime"] - per_moved_page * moved_quarter["pages"])
-    # The datasets' destinations are fresh: a pending page that lands where nothing was written
-    # yet pays its first touch, which `rate` (into populated memory) does not contain. A stop
-    # after pass 1 lands on small pages (the destination leaves huge pages at pass 2, and is on
-    # small ones throughout when postcopy is offered): measured under adaptive.yaml, which
-    # offers postcopy and completes a filled guest in precopy.
-    fresh = uncapped_rate(migpilot, populated=False, policy="policies/adaptive.yaml")
-    first_touch = max(0.0, 4096 / fresh - 4096 / rate)
+    # The datasets' destinations are fresh: a pending page that lands where no data was written
+    # yet pays its first touch, which `rate` (into populated memory) does not contain. Measured
+    # as the datasets' stops meet it, scattered and on small pages (a stop after pass 1): the
+    # same writer, its half of the guest first, so that pass 1 sends it as zero pages at once
+    # and what it writes while pass 1 sends the filled half is fresh at the stop. Past the
+    # nothing-pending stop, the bytes and the runs, per fresh page (the destination counts them).
+    # (4,000 pages/s: what it writes during pass 1 fits the 300 ms budget, and the stop follows.)
+    fresh = median_run(migpilot, "policies/precopy.yaml", large, ["uniform:rate=4000", f"fill:{large // 2}MiB"], bandwidth, limit=None)
+    first_touch = max(0.0, (fresh["downtime"] - stop[large] - fresh["pages"] * (4096 + 16) / rate - per_pending_run * fresh["runs"])
+                      / max(1, fresh["fresh"]))
     ms = lambda run: f"{run['downtime'] * 1e3:.1f} ms"
     print(f"switch: stop-and-copy {stop[small] * 1e3:.1f} ms at {small} MiB, {stop[large] * 1e3:.1f} ms at {large} MiB, "
           f"{ms(scattered)} with {scattered['pages']:.0f} pages pending in {scattered['runs']:.0f} runs (per run {per_pending_run * 1e9:.0f} ns) "
@@ -198,7 +201,7 @@ def switchover_costs(migpilot, rate, bandwidth):
           f"postcopy {ms(empty)} with {empty['runs']:.0f} stale runs, {ms(dropped)} with {dropped['runs']:.0f} dropped (per run {per_run * 1e9:.0f} ns), "
           f"{ms(held)} with {held['pages']:.0f} held stale pages dropped, {ms(moved)} with {moved['pages']:.0f} "
           f"moved and {ms(moved_quarter)} with {moved_quarter['pages']:.0f} moved; "
-          f"into fresh memory on small pages {fresh / 1e6:.0f} MB/s (first touch {first_touch * 1e6:.1f} us a page)",
+          f"{ms(fresh)} with {fresh['pages']:.0f} pending of which {fresh['fresh']:.0f} fresh (first touch {first_touch * 1e6:.1f} us a page)",
           file=sys.stderr, flush=True)
     return ["--switchover-fixed", f"{fixed * 1e6:.0f}us", "--switchover-per-run", f"{per_pending_run * 1e9:.0f}ns",
             "--postcopy-switch-fixed", f"{postcopy_fixed * 1e6:.0f}us", "--postcopy-switch-per-run", f"{per_run * 1e9:.0f}ns",
@@ -234,7 +237,7 @@ def fmt(v, scale=1.0, digits=2):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("migpilot")
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--horizon", default="45s", help="migrate --timeout and whatif --horizon")
     ap.add_argument("--bandwidth", default="1Gbit/s")
     ap.add_argument("--switchover-bandwidth", help="whatif's rate for the stop-and-copy, in MB/s (default: measured)")

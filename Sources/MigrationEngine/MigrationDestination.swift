@@ -13,6 +13,9 @@ public struct DestinationReport: Sendable {
     public var remoteFaults: UInt64
     /// Times the postcopy link broke and was resumed.
     public var recoveries: Int
+    /// Pages a stop-and-copy wrote where no data had been written here before: on memory
+    /// that was not populated, each one a first touch inside the downtime (0 after postcopy).
+    public var stopFreshPages: UInt64
 }
 
 /// The destination side of a migration over any `ByteChannel`. Every frame is checked against
@@ -66,7 +69,7 @@ public final class MigrationDestination: @unchecked Sendable {
     /// Receives one migration over `channel`. `reconnect` waits for the source's next
     /// connection after a postcopy break (nil: a break ends the migration with an error).
     public func run(channel first: any ByteChannel, reconnect: (() throws -> any ByteChannel)? = nil) throws -> DestinationReport {
-        var session = Session(written: PageBitmap(pages: memory.pageCount))
+        var session = Session(written: PageBitmap(pages: memory.pageCount), touched: PageBitmap(pages: memory.pageCount))
         defer { session.faults?.stop() }
         var channel = first
         while true {
@@ -109,6 +112,11 @@ public final class MigrationDestination: @unchecked Sendable {
         /// Pages a data run has written here (before postcopy), so that a zero run need not
         /// touch pages that are zero already.
         var written: PageBitmap
+        /// Pages any data run has written here (a zero run does not clear them): what the
+        /// stop's `stopFreshPages` are counted against.
+        var touched: PageBitmap
+        var stopping = false
+        var stopFreshPages: UInt64 = 0
 
         /// Pages of the `pageCount` that nothing has written here, neither the stream nor
         /// `guest` (paused) since it started: they hold zeros (the memory was mapped zero).
@@ -161,6 +169,8 @@ public final class MigrationDestination: @unchecked Sendable {
             } else {
                 (base + Int(start) * pageSize).copyMemory(from: data.baseAddress!, byteCount: data.count)
                 session.written.insert(run)
+                let fresh = session.touched.insert(run)
+                if session.stopping { session.stopFreshPages += fresh }
             }
         }) {
             if let installFailure { throw installFailure }
@@ -168,6 +178,8 @@ public final class MigrationDestination: @unchecked Sendable {
             if case .pages = message { continue }  // accepted and written above
             try session.state.accept(message)
             switch message {
+            case .stopAndCopy:
+                session.stopping = true
             case let .hello(version, _, pageCount, features):
                 guard pageCount == memory.pageCount, Int(session.state.pageSize) == pageSize else {
                     let reason = "the source's guest has \(pageCount) pages of \(session.state.pageSize) bytes; this one \(memory.pageCount) of \(pageSize)"
@@ -257,7 +269,8 @@ public final class MigrationDestination: @unchecked Sendable {
                 try reply(.completeAck(verified: verified, detail: detail), &session.state, connection)
                 onStateChange(.completed)
                 return DestinationReport(pagesReceived: session.received, verified: verified, detail: detail, postcopy: session.faults != nil,
-                                         remoteFaults: session.faults?.remoteFaults ?? 0, recoveries: session.recoveries)
+                                         remoteFaults: session.faults?.remoteFaults ?? 0, recoveries: session.recoveries,
+                                         stopFreshPages: session.stopFreshPages)
             case .abort(let reason):
                 throw StreamError(.peerAborted, reason)
             default:

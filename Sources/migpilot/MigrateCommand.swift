@@ -78,7 +78,7 @@ struct MigrateCommand: ParsableCommand {
     @Option(help: "Inject link cuts (repeatable): cut:after=postcopy+0.3s,every=0.7s,count=4 or cut:during=recover,count=1.")
     var inject: [String] = []
     @OptionGroup(title: "The local destination (without --to)") var destinationMemory: DestinationMemoryOptions
-    @Flag(help: "Print JSON lines: decisions, then a final summary (status, verified, total_time_s, downtime_s, downtime_bytes, stop_pages, stop_runs, transferred_bytes, passes, postcopy_time_s, remote_faults, recoveries, paused_s, detail).") var json = false
+    @Flag(help: "Print JSON lines: decisions, then a final summary (status, verified, total_time_s, downtime_s, downtime_bytes, stop_pages, stop_runs, stop_fresh_pages, transferred_bytes, passes, postcopy_time_s, remote_faults, recoveries, paused_s, detail).") var json = false
 
     func validate() throws {
         if try qmp.validate(self) { return }
@@ -159,7 +159,8 @@ struct MigrateCommand: ParsableCommand {
         let summary = MigrateSummary(status: s.state.rawValue, verified: verified, totalTimeSeconds: s.elapsedSeconds,
                                      downtimeSeconds: s.downtimeSeconds, transferredBytes: s.transferredBytes, passes: s.pass,
                                      postcopyTimeSeconds: engine.postcopySeconds, remoteFaults: Int(engine.remoteFaults), recoveries: engine.recoveries, pausedSeconds: engine.pausedSeconds,
-                                     detail: engine.destinationDetail ?? outcome.stoppedBecause ?? "", stop: engine.stopLoad)
+                                     detail: engine.destinationDetail ?? outcome.stoppedBecause ?? "", stop: engine.stopLoad,
+                                     stopFreshPages: (try? destinationReport?.get())?.stopFreshPages)
         // The workload runs on at a local destination: count its writes for a moment.
         let runningOn = s.state == .completed ? local?.destinationWrites(during: 0.25) : nil
         try drive.finish(summary, table: summary.rows(s) + (runningOn.map { [["destination", "the workload runs on: \($0) page writes in 250 ms"]] } ?? []))
@@ -248,6 +249,9 @@ struct MigrateSummary: Encodable {
     var detail: String
     /// What the stop carried (the embedded engine counts it; QEMU 7.2 reports none of it).
     var stop: StopLoad? = nil
+    /// Of the stop's pages, those that landed where the local destination held no data yet
+    /// (nil with `--to`: the destination is another process).
+    var stopFreshPages: UInt64? = nil
 
     enum CodingKeys: String, CodingKey {
         case status, verified, passes, recoveries, detail
@@ -260,6 +264,7 @@ struct MigrateSummary: Encodable {
         case downtimeBytes = "downtime_bytes"
         case stopPages = "stop_pages"
         case stopRuns = "stop_runs"
+        case stopFreshPages = "stop_fresh_pages"
     }
 
     /// The human table's rows for a migration that ended in `s`.
@@ -268,7 +273,8 @@ struct MigrateSummary: Encodable {
             ["status", s.state.rawValue], ["verified", verified ? "yes: \(detail)" : "NO: \(detail)"],
             ["total time", "\(formatFixed(s.elapsedSeconds, decimals: 2)) s"],
             ["downtime", s.downtimeSeconds.map { "\(formatFixed($0 * 1000, decimals: 1)) ms" } ?? "-"],
-            ["at stop", stop.map { "\($0.pages) pages in \($0.runs) runs, \(ByteCount(bytes: $0.bytes)) sent while stopped" } ?? "-"],
+            ["at stop", stop.map { "\($0.pages) pages in \($0.runs) runs" + (stopFreshPages.map { " (\($0) where the destination held no data yet)" } ?? "")
+                + ", \(ByteCount(bytes: $0.bytes)) sent while stopped" } ?? "-"],
             ["sent", ByteCount(bytes: s.transferredBytes).description], ["passes", "\(s.pass)"],
             ["postcopy", postcopyTimeSeconds.map { "\(formatFixed($0, decimals: 2)) s, \(remoteFaults) pages faulted in on demand" } ?? "-"],
             ["recoveries", recoveries == 0 ? "-" : "\(recoveries), \(formatFixed(pausedSeconds, decimals: 2)) s paused in all"],
@@ -292,5 +298,6 @@ struct MigrateSummary: Encodable {
         try c.encode(stop?.bytes, forKey: .downtimeBytes)
         try c.encode(stop?.pages, forKey: .stopPages)
         try c.encode(stop?.runs, forKey: .stopRuns)
+        try c.encode(stopFreshPages, forKey: .stopFreshPages)
     }
 }

@@ -53,9 +53,23 @@ import Testing
         let pages = try #require(last["stop_pages"] as? Int), runs = try #require(last["stop_runs"] as? Int)
         #expect(runs >= 1 && runs <= pages, "\(last)")
         #expect((last["downtime_bytes"] as? Int ?? 0) >= runs * 16, "\(last)")
+        // The local destination counts the stop's pages that landed where it held no data.
+        #expect((last["stop_fresh_pages"] as? Int).map { $0 <= pages } == true, "\(last)")
         // The decisions come first, one JSON object a line, with QEMU's state names.
         #expect((decisions.first?["status"] as? [String: Any])?["status"] as? String == "active")
         #expect(run.stderr.contains("dirty tracking: "))
+    }
+
+    @Test func aStopCountsThePagesThatLandWhereTheDestinationHeldNoData() throws {
+        // The writer's half comes first: pass 1 sends it as zero pages at once, and what the
+        // writer puts there while pass 1 sends the filled half reaches the destination only in
+        // the stop, on pages it never wrote.
+        let run = try e2e.migpilot(["migrate", "--policy", policy("precopy"), "--memory", "32MiB", "--bandwidth", "200Mbit/s",
+                                    "--workload", "uniform:rate=2000", "--workload", "fill:16MiB", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let last = try jsonLines(run).summary
+        let fresh = try #require(last["stop_fresh_pages"] as? Int), pages = try #require(last["stop_pages"] as? Int)
+        #expect(fresh > 0 && fresh <= pages, "\(last)")
     }
 
     @Test func aTraceWorkloadMigratesWithItsInitialDataAndACleanDirtyLog() throws {
