@@ -115,6 +115,8 @@ public final class MigrationDestination: @unchecked Sendable {
         /// Pages any data run has written here (a zero run does not clear them): what the
         /// stop's `stopFreshPages` are counted against.
         var touched: PageBitmap
+        /// From `stop-and-copy` on, the data runs that arrive are the stop's; of their pages,
+        /// those not in `touched` so far.
         var stopping = false
         var stopFreshPages: UInt64 = 0
 
