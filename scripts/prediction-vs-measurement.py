@@ -16,8 +16,9 @@ with nothing stale (its fixed part), after a uniform writer (per stale run, drop
 sweep over a data-filled guest (per held stale page, dropped and moved) and after one over a
 quarter of it (the fixed cost of moving). The per-run cost of a moved run is whatif's default.
 The first touch of fresh destination memory is measured in a stop whose scattered pending
-pages land on fresh small pages, as a stop after pass 1 does. The calibration prices what each stop carried as the engine counted it (the
-summary's stop_pages and stop_runs), and every migration starts after SETTLE_S of quiet.
+pages land on fresh small pages, as a stop after pass 1 does. The calibration prices what each
+stop carried as the engine counted it (the summary's stop_pages, stop_runs and
+stop_fresh_pages), and every migration starts after SETTLE_S of quiet.
 
 Usage: scripts/prediction-vs-measurement.py path/to/migpilot [--runs 5] [--horizon 45s]
        [--bandwidth 1Gbit/s] [--switchover-bandwidth 1500MB/s] [--switchover-costs "--switchover-fixed 5ms ..."]
@@ -56,12 +57,15 @@ def trace_info(migpilot, path):
 
 
 def migrate(cmd):
-    """One `migpilot migrate --json` after SETTLE_S of quiet: its JSON lines, the summary last."""
+    """One `migpilot migrate --json` after SETTLE_S of quiet: its JSON lines, the summary last,
+    with the 1-minute load average it started under as its "load"."""
     time.sleep(SETTLE_S)
+    load = os.getloadavg()[0]
     out = subprocess.run(cmd, capture_output=True, text=True).stdout
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     if not lines:
         sys.exit(f"no JSON line from {' '.join(cmd)}")
+    lines[-1]["load"] = load
     return lines
 
 
@@ -69,12 +73,9 @@ def measure(migpilot, trace, policy, bandwidth, memory_bytes, horizon):
     """One real migration; its summary with the load average it started under."""
     cmd = [migpilot, "migrate", "--policy", policy, "--memory", f"{memory_bytes}B", "--workload", f"trace:{trace}",
            "--bandwidth", bandwidth, "--timeout", horizon, "--json"] + NO_MANUAL_RECOVERY
-    time.sleep(SETTLE_S)
-    load = os.getloadavg()[0]
-    summary = last_json_line(subprocess.run(cmd, capture_output=True, text=True).stdout)
+    summary = migrate(cmd)[-1]
     if summary.get("status") == "completed" and not summary.get("verified"):
         sys.exit(f"verification failed: {' '.join(cmd)}: {summary.get('detail')}")
-    summary["load"] = load
     return summary
 
 
@@ -100,8 +101,8 @@ STAMP_BYTES = 8
 
 def median_run(migpilot, policy, mib, workloads, bandwidth, discard="auto", postcopy=False, limit="1ms", prealloc=False, runs=5):
     """Medians over `runs` completed migrations of a `mib` MiB guest at the table's `bandwidth`
-    (downtime, when the guest stopped, and what the stop carried as the engine counted it:
-    pages and runs), with the downtime limit `limit` (1 ms: precopy stops or switches with
+    (downtime, and what the stop carried as the engine counted it: pages, runs and, at the
+    local destination, fresh pages), with the downtime limit `limit` (1 ms: precopy stops or switches with
     almost nothing pending; None: the policy's) and the destination dropping stale pages as
     `discard` says, on populated memory if `prealloc`. Capped as the table's runs are, so that
     the destination keeps up with the stream: uncapped, the switch found it tens of
@@ -130,8 +131,7 @@ def median_run(migpilot, policy, mib, workloads, bandwidth, discard="auto", post
     if not done:
         sys.exit(f"no calibration run completed: {' '.join(cmd)}")
     med = lambda f: statistics.median(f(x) for x in done)
-    return {"downtime": med(lambda x: x["downtime_s"]), "switch": med(lambda x: x["total_time_s"] - (x["postcopy_time_s"] or 0)),
-            "pages": med(lambda x: x["stop_pages"]), "runs": med(lambda x: x["stop_runs"]),
+    return {"downtime": med(lambda x: x["downtime_s"]), "pages": med(lambda x: x["stop_pages"]), "runs": med(lambda x: x["stop_runs"]),
             "fresh": med(lambda x: x["stop_fresh_pages"] or 0)}
 
 
