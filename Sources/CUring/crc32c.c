@@ -1,5 +1,5 @@
-// CRC32C (Castagnoli, reflected polynomial 0x82F63B78): trace blocks, stream frames and page
-// fingerprints. Carry-less multiplication (VPCLMULQDQ) for long buffers and the SSE4.2 crc32
+// CRC32C (Castagnoli, reflected polynomial 0x82F63B78): trace blocks, stream frames (pass 1's
+// copied into the send buffer as their CRC is computed) and page fingerprints. Carry-less multiplication (VPCLMULQDQ) for long buffers and the SSE4.2 crc32
 // instruction for the rest where the CPU has them; a table everywhere else.
 #include <stdint.h>
 #include <string.h>
@@ -169,6 +169,25 @@ static inline __m256i fold_pair(__m256i x, __m256i k, __m256i next) {
     return _mm256_xor_si256(_mm256_xor_si256(_mm256_clmulepi64_epi128(x, k, 0x00), _mm256_clmulepi64_epi128(x, k, 0x11)), next);
 }
 
+// The four accumulators folded into one block, then the `len` < FOLD_STEP bytes left at `p`
+// folded in 16 at a time; that block's CRC, then the last bytes', through the crc32 instruction.
+__attribute__((target("vpclmulqdq,avx2,pclmul,sse4.2")))
+static uint32_t fold_finish(__m256i x0, __m256i x1, __m256i x2, __m256i x3, const uint8_t *p, size_t len) {
+    const __m128i k16 = _mm_set_epi64x((long long)fold_16[1], (long long)fold_16[0]);
+    __m128i a = _mm256_castsi256_si128(x0);
+    a = fold_block(a, k16, _mm256_extracti128_si256(x0, 1));
+    a = fold_block(a, k16, _mm256_castsi256_si128(x1));
+    a = fold_block(a, k16, _mm256_extracti128_si256(x1, 1));
+    a = fold_block(a, k16, _mm256_castsi256_si128(x2));
+    a = fold_block(a, k16, _mm256_extracti128_si256(x2, 1));
+    a = fold_block(a, k16, _mm256_castsi256_si128(x3));
+    a = fold_block(a, k16, _mm256_extracti128_si256(x3, 1));
+    for (; len >= 16; p += 16, len -= 16) a = fold_block(a, k16, _mm_loadu_si128((const void *)p));
+    uint64_t r = _mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(a));
+    r = _mm_crc32_u64(r, (uint64_t)_mm_extract_epi64(a, 1));
+    return hard_update((uint32_t)r, p, len);
+}
+
 // The raw CRC state `c` continued over `len` ≥ FOLD_STEP bytes at `p`.
 __attribute__((target("vpclmulqdq,avx2,pclmul,sse4.2")))
 static uint32_t fold_update(uint32_t c, const uint8_t *p, size_t len) {
@@ -185,19 +204,36 @@ static uint32_t fold_update(uint32_t c, const uint8_t *p, size_t len) {
         x2 = fold_pair(x2, k, _mm256_loadu_si256((const void *)(p + 64)));
         x3 = fold_pair(x3, k, _mm256_loadu_si256((const void *)(p + 96)));
     }
-    const __m128i k16 = _mm_set_epi64x((long long)fold_16[1], (long long)fold_16[0]);
-    __m128i a = _mm256_castsi256_si128(x0);
-    a = fold_block(a, k16, _mm256_extracti128_si256(x0, 1));
-    a = fold_block(a, k16, _mm256_castsi256_si128(x1));
-    a = fold_block(a, k16, _mm256_extracti128_si256(x1, 1));
-    a = fold_block(a, k16, _mm256_castsi256_si128(x2));
-    a = fold_block(a, k16, _mm256_extracti128_si256(x2, 1));
-    a = fold_block(a, k16, _mm256_castsi256_si128(x3));
-    a = fold_block(a, k16, _mm256_extracti128_si256(x3, 1));
-    for (; len >= 16; p += 16, len -= 16) a = fold_block(a, k16, _mm_loadu_si128((const void *)p));
-    uint64_t r = _mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(a));
-    r = _mm_crc32_u64(r, (uint64_t)_mm_extract_epi64(a, 1));
-    return hard_update((uint32_t)r, p, len);
+    return fold_finish(x0, x1, x2, x3, p, len);
+}
+
+// One FOLD_STEP of `src` loaded into `y` and stored at `dst`.
+__attribute__((target("avx2")))
+static inline void copy_step(uint8_t *dst, const uint8_t *src, __m256i y[4]) {
+    for (int i = 0; i < 4; i++) {
+        y[i] = _mm256_loadu_si256((const void *)(src + 32 * i));
+        _mm256_storeu_si256((void *)(dst + 32 * i), y[i]);
+    }
+}
+
+// fold_update that also stores every block it loads at `dst`: the CRC is of the bytes written
+// there, even when `src` changes under the copy (a running guest's page). One pass over the
+// data instead of a copy and then a read of the copy.
+__attribute__((target("vpclmulqdq,avx2,pclmul,sse4.2")))
+static uint32_t fold_copy(uint32_t c, uint8_t *dst, const uint8_t *src, size_t len) {
+    if (!__atomic_load_n(&fold_ready, __ATOMIC_ACQUIRE)) build_fold_constants();
+    const __m256i k = _mm256_set_epi64x((long long)fold_step[1], (long long)fold_step[0], (long long)fold_step[1], (long long)fold_step[0]);
+    __m256i x[4], y[4];
+    copy_step(dst, src, x);
+    x[0] = _mm256_xor_si256(x[0], _mm256_set_epi64x(0, 0, 0, c));
+    for (src += FOLD_STEP, dst += FOLD_STEP, len -= FOLD_STEP; len >= FOLD_STEP; src += FOLD_STEP, dst += FOLD_STEP, len -= FOLD_STEP) {
+        _mm_prefetch((const char *)src + FOLD_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)src + FOLD_PREFETCH + 64, _MM_HINT_T0);
+        copy_step(dst, src, y);
+        for (int i = 0; i < 4; i++) x[i] = fold_pair(x[i], k, y[i]);
+    }
+    memcpy(dst, src, len);  // the tail, folded from where it was written
+    return fold_finish(x[0], x[1], x[2], x[3], dst, len);
 }
 
 static int have_vpclmulqdq(void) {
@@ -215,6 +251,14 @@ uint32_t mp_crc32c(uint32_t crc, const void *data, size_t len) {
     if (have_sse42()) return ~hard_update(~crc, p, len);
 #endif
     return ~soft_update(~crc, p, len);
+}
+
+uint32_t mp_crc32c_copy(uint32_t crc, void *dst, const void *src, size_t len) {
+#ifdef MP_HAVE_SSE42_PATH
+    if (len >= FOLD_SHORTEST && have_vpclmulqdq()) return ~fold_copy(~crc, dst, src, len);
+#endif
+    memcpy(dst, src, len);
+    return mp_crc32c(crc, dst, len);
 }
 
 void mp_page_fingerprints(const void *pages, size_t count, size_t page_size, uint64_t *out) {

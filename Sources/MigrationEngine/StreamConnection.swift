@@ -41,12 +41,10 @@ final class StreamConnection: @unchecked Sendable {
 
     func flush() throws {
         guard encoder.count > 0 else { return }
-        if encoder.count == encoder.bytes.count {
-            try encoder.bytes.withUnsafeBytes { bytes in try channel.send(bytes) }
-        } else {
+        try encoder.withPieces { pieces in
             // Page data left in guest memory (stop-and-copy) leaves from there, in one gathered
             // write with the headers around it.
-            try encoder.withPieces { pieces in try channel.send(pieces: pieces) }
+            if pieces.count == 1 { try channel.send(pieces[0]) } else { try channel.send(pieces: pieces) }
         }
         bytesSent += UInt64(encoder.count)
         encoder.removeAll()

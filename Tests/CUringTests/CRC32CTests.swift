@@ -54,6 +54,53 @@ import Testing
         }
     }
 
+    @Test func aCopyWithItsCRCCopiesAndAgreesWithTheReference() {
+        // The same lengths and offsets as above, into a destination whose bytes beyond the
+        // copy must stay as they were.
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<(17 * 4096 + 64)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        for length in [0, 1, 100, 4095, 4096, 4096 + 15, 4096 + 16, 4096 + 127, 4096 + 128, 4096 + 129, 16 * 4096, 16 * 4096 + 16 + 3] {
+            for offset in [0, 1, 13, 32] {
+                var out = [UInt8](repeating: 0xEE, count: length + 64)
+                let crc = bytes.withUnsafeBytes { src in
+                    out.withUnsafeMutableBytes { mp_crc32c_copy(7, $0.baseAddress! + 3, src.baseAddress! + offset, length) }
+                }
+                let continued = bytes.withUnsafeBytes { mp_crc32c(7, $0.baseAddress! + offset, length) }
+                #expect(crc == continued, "length \(length) at offset \(offset)")
+                #expect(Array(out[3..<3 + length]) == Array(bytes[offset..<offset + length]))
+                #expect(out[..<3].allSatisfy { $0 == 0xEE } && out[(3 + length)...].allSatisfy { $0 == 0xEE })
+            }
+        }
+    }
+
+    @Test func aCopysCRCIsOfTheBytesItWroteWhileTheSourceChanges() async {
+        // A running guest's page changes while the sender copies it: whatever lands in the copy,
+        // the CRC must be of exactly that, or the destination would refuse a good frame.
+        let length = 16 * 4096
+        let source = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 64)
+        source.initializeMemory(as: UInt8.self, repeating: 0)
+        defer { source.deallocate() }
+        let base = UInt(bitPattern: source.baseAddress!)
+        let writer = Task.detached {
+            var value: UInt64 = 1
+            while !Task.isCancelled {
+                for at in stride(from: 0, to: length, by: 512) {
+                    UnsafeMutableRawPointer(bitPattern: base + UInt(at))!.storeBytes(of: value, as: UInt64.self)
+                }
+                value &+= 1
+            }
+        }
+        var copy = [UInt8](repeating: 0, count: length)
+        var mismatches = 0
+        for _ in 0..<2_000 {
+            let crc = copy.withUnsafeMutableBytes { mp_crc32c_copy(0, $0.baseAddress, source.baseAddress, length) }
+            if crc != copy.withUnsafeBytes({ mp_crc32c(0, $0.baseAddress, length) }) { mismatches += 1 }
+        }
+        writer.cancel()
+        await writer.value
+        #expect(mismatches == 0)
+    }
+
     @Test func fingerprintsAreZeroForZeroPagesAndDifferOtherwise() {
         var pages = [UInt8](repeating: 0, count: 4096 * 4)
         pages[4096 + 17] = 1  // page 1 differs from page 0 in one bit

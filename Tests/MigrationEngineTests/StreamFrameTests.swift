@@ -272,7 +272,7 @@ import CUring
 
     @Test func aLengthOverTheLimitIsRefusedFromTheHeaderAlone() throws {
         var header: [UInt8] = Array("MPSF".utf8) + [StreamMessageType.pages.rawValue, 0, 0, 0]
-        header.put(UInt32(StreamFrame.maxPayload + 1)); header.put(UInt32(0))
+        header += withUnsafeBytes(of: UInt32(StreamFrame.maxPayload + 1).littleEndian, Array.init) + [0, 0, 0, 0]
         var d = FrameDecoder(pageSize: 4096)
         d.feed(header)
         #expect { _ = try d.next() } throws: { ($0 as? StreamError)?.kind == .lengthOverLimit && ($0 as? StreamError)?.offset == 8 }

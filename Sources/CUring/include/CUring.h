@@ -150,6 +150,11 @@ int mp_spawn(char *const argv[], int search_path, int stdin_fd, int stdout_fd, i
 /// instruction where the CPU has it, a table otherwise; both give the same value.
 uint32_t mp_crc32c(uint32_t crc, const void *data, size_t len);
 
+/// Copies `len` bytes from `src` to `dst` (which must not overlap) and returns `crc` continued
+/// over them, as `mp_crc32c(crc, dst, len)` after a `memcpy` would, in one pass: the CRC is of
+/// the bytes written to `dst`, even if `src` changes during the copy.
+uint32_t mp_crc32c_copy(uint32_t crc, void *dst, const void *src, size_t len);
+
 /// A 64-bit content fingerprint of each of `count` pages of `page_size` bytes (a multiple of
 /// 64): four interleaved CRC32C lanes, so that it runs at memory speed. Not a CRC of the page;
 /// only equal content gives equal fingerprints (with the usual 2^-64 odds). A page of zeros

@@ -27,19 +27,20 @@ public enum StreamFrame {
     }
 }
 
-/// Turns messages into frames, appending to `bytes`, a buffer meant to be reused: write the
-/// frames of one batch, send `bytes` (with `withPieces` when page data was left in place),
-/// `removeAll()`, repeat. Knows the page size from the `hello` it encodes (or from `init`), so
+/// Turns messages into frames, appending to a buffer meant to be reused: write the frames of
+/// one batch, send them (`withPieces`), `removeAll()`, repeat. Knows the page size from the `hello` it encodes (or from `init`), so
 /// that a `pages` run of the wrong size is refused here too.
 public struct FrameEncoder: @unchecked Sendable {
     // @unchecked: `inPlace` points into guest memory, which outlives the batch that refers to it.
-    public private(set) var bytes: [UInt8] = []
-    /// Page data of frames that `bytes` does not hold (`appendRange(_:of:inPlace: true)`): each
+    private var buffer: FrameBytes
+    /// A copy of the frames in the buffer, without the page data left in place.
+    public var bytes: [UInt8] { buffer.array }
+    /// Page data of frames that the buffer does not hold (`appendRange(_:of:inPlace: true)`): each
     /// goes into the stream at offset `at` of `bytes`.
     private var inPlace: [(at: Int, data: UnsafeRawBufferPointer)] = []
     private var inPlaceBytes = 0
-    /// Bytes of stream encoded since the last `removeAll`: `bytes` and the page data in place.
-    public var count: Int { bytes.count + inPlaceBytes }
+    /// Bytes of stream encoded since the last `removeAll`: the buffer's and the page data in place.
+    public var count: Int { buffer.count + inPlaceBytes }
     public private(set) var pageSize: Int?
     /// The largest payload this encoder writes (the peer's decoder must accept it).
     public let maxPayload: Int
@@ -47,27 +48,27 @@ public struct FrameEncoder: @unchecked Sendable {
     public init(pageSize: UInt32? = nil, maxPayload: Int = StreamFrame.maxPayload, reservingCapacity capacity: Int = 0) {
         self.pageSize = pageSize.map(Int.init)
         self.maxPayload = maxPayload
-        bytes.reserveCapacity(capacity)
+        buffer = FrameBytes(reservingCapacity: capacity)
     }
 
     /// Writes the buffer's first `count` bytes and empties it again: its memory is then
     /// touched (faulted in) before the first batch that needs it.
     public mutating func touch(_ count: Int) {
-        bytes.append(contentsOf: repeatElement(0, count: count))
+        buffer.append(contentsOf: repeatElement(0, count: count))
         removeAll()
     }
 
     /// Empties the buffer, keeping its capacity, and forgets the page data in place.
     public mutating func removeAll() {
-        bytes.removeAll(keepingCapacity: true)
+        buffer.removeAll()
         inPlace.removeAll(keepingCapacity: true)
         inPlaceBytes = 0
     }
 
     /// The stream encoded so far as pieces to send in order (one gathered write): stretches of
-    /// `bytes` and, between them, the page data left in place.
+    /// the buffer and, between them, the page data left in place. One piece when there is none.
     public func withPieces<R>(_ body: ([UnsafeRawBufferPointer]) throws -> R) rethrows -> R {
-        try bytes.withUnsafeBytes { buffer in
+        try self.buffer.withUnsafeBytes { buffer in
             var pieces: [UnsafeRawBufferPointer] = []
             pieces.reserveCapacity(2 * inPlace.count + 1)
             var from = 0
@@ -128,12 +129,13 @@ public struct FrameEncoder: @unchecked Sendable {
     }
 
     /// Appends a `pages` frame straight from guest memory: `memory` holds `count` pages from
-    /// page `start` (count × pageSize bytes), copied once into the buffer.
+    /// page `start` (count × pageSize bytes), copied once into the buffer, its CRC computed in
+    /// the same pass.
     public mutating func appendPages(start: UInt64, count: UInt32, from memory: UnsafeRawBufferPointer) throws(StreamError) {
         try checkRun(count: count, zero: false, byteCount: memory.count)
-        try frame(.pages) { out in
-            out.put(start); out.put(count); out.put(UInt32(0)); out.append(contentsOf: memory)
-        }
+        let frameStart = beginFrame(.pages, flags: 0)
+        buffer.put(start); buffer.put(count); buffer.put(UInt32(0))
+        try endFrame(frameStart, pageData: memory)
     }
 
     /// Pages per data frame that `appendRange` writes. Small frames are cheap to make and to
@@ -148,8 +150,8 @@ public struct FrameEncoder: @unchecked Sendable {
     /// at most `dataRunPages`, no run longer than a payload allows. Returns how many pages went
     /// as zero runs.
     ///
-    /// `inPlace`: the page data is not copied into `bytes`; its CRC is computed over guest
-    /// memory and `withPieces` sends it from there. Only for a guest that does not run until the
+    /// The page data is copied into the buffer, its CRC computed as it is copied. `inPlace`: it
+    /// is not copied; its CRC is computed over guest memory and `withPieces` sends it from there. Only for a guest that does not run until the
     /// batch has been sent (stop-and-copy): the CRC must cover exactly the bytes that leave.
     @discardableResult
     public mutating func appendRange(_ range: PageRange, of guest: UnsafeRawBufferPointer, inPlace: Bool = false) throws(StreamError) -> UInt64 {
@@ -169,22 +171,13 @@ public struct FrameEncoder: @unchecked Sendable {
                 page = end
                 continue
             }
-            let frameStart = beginFrame(.pages, flags: 0)
-            bytes.put(page); bytes.put(UInt32(0)); bytes.put(UInt32(0))  // count filled in below
             var end = page
             repeat {
                 end += 1
             } while end < range.end && end - page < longestData && !Self.isZero(guest, page: end, pageSize: pageSize)
-            let data = UnsafeRawBufferPointer(rebasing: guest[Int(page) * pageSize..<Int(end) * pageSize])
-            if !inPlace { bytes.append(contentsOf: data) }
-            bytes.withUnsafeMutableBytes { p in
-                p.storeBytes(of: UInt32(end - page).littleEndian, toByteOffset: frameStart + StreamFrame.headerSize + 8, as: UInt32.self)
-            }
-            try endFrame(frameStart, inPlace: inPlace ? data : nil)
-            if inPlace {
-                self.inPlace.append((bytes.count, data))
-                inPlaceBytes += data.count
-            }
+            let frameStart = beginFrame(.pages, flags: 0)
+            buffer.put(page); buffer.put(UInt32(end - page)); buffer.put(UInt32(0))
+            try endFrame(frameStart, pageData: UnsafeRawBufferPointer(rebasing: guest[Int(page) * pageSize..<Int(end) * pageSize]), inPlace: inPlace)
             page = end
         }
         return zeroPages
@@ -214,14 +207,14 @@ public struct FrameEncoder: @unchecked Sendable {
     }
 
     /// Appends a frame of `type` whose payload `body` writes; fills in length and CRC.
-    mutating func frame(_ type: StreamMessageType, flags: UInt8 = 0, body: (inout [UInt8]) -> Void) throws(StreamError) {
+    mutating func frame(_ type: StreamMessageType, flags: UInt8 = 0, body: (inout FrameBytes) -> Void) throws(StreamError) {
         try rawFrame(type: type.rawValue, flags: flags, body: body)
     }
 
     /// A frame with any type byte (tests use it to forge frames the encoder would refuse).
-    mutating func rawFrame(type: UInt8, flags: UInt8, body: (inout [UInt8]) -> Void) throws(StreamError) {
+    mutating func rawFrame(type: UInt8, flags: UInt8, body: (inout FrameBytes) -> Void) throws(StreamError) {
         let start = beginFrame(rawType: type, flags: flags)
-        body(&bytes)
+        body(&buffer)
         try endFrame(start)
     }
 
@@ -230,46 +223,36 @@ public struct FrameEncoder: @unchecked Sendable {
     private mutating func beginFrame(_ type: StreamMessageType, flags: UInt8) -> Int { beginFrame(rawType: type.rawValue, flags: flags) }
 
     private mutating func beginFrame(rawType type: UInt8, flags: UInt8) -> Int {
-        let start = bytes.count
-        bytes.put(StreamFrame.magic); bytes.append(type); bytes.append(flags); bytes.put(UInt16(0))
-        bytes.put(UInt32(0)); bytes.put(UInt32(0))
+        let start = buffer.count
+        buffer.put(StreamFrame.magic); buffer.append(type); buffer.append(flags); buffer.put(UInt16(0))
+        buffer.put(UInt32(0)); buffer.put(UInt32(0))
         return start
     }
 
     /// Fills in the length and CRC of the frame that starts at `start` and runs to the end of
-    /// the buffer, followed by `inPlace` when its data is sent from where it lies; a payload
+    /// the buffer, then follows it with `pageData`: copied into the buffer as its CRC is
+    /// computed, or, `inPlace`, left where it is for `withPieces` to send from there. A payload
     /// over the limit is taken out again.
-    private mutating func endFrame(_ start: Int, inPlace: UnsafeRawBufferPointer? = nil) throws(StreamError) {
-        let inBuffer = bytes.count - start - StreamFrame.headerSize
-        let length = inBuffer + (inPlace?.count ?? 0)
+    private mutating func endFrame(_ start: Int, pageData: UnsafeRawBufferPointer? = nil, inPlace: Bool = false) throws(StreamError) {
+        let inBuffer = buffer.count - start - StreamFrame.headerSize
+        let length = inBuffer + (pageData?.count ?? 0)
         guard length <= maxPayload else {
-            let type = bytes[start + 4]
-            bytes.removeSubrange(start...)
+            let type = buffer[start + 4]
+            buffer.truncate(to: start)
             throw StreamError(.lengthOverLimit, "a \(StreamMessageType(rawValue: type).map { "\($0)" } ?? "type-\(type)") payload of \(length) bytes is over the limit of \(maxPayload)")
         }
-        bytes.withUnsafeMutableBytes { p in
+        var crc = buffer.withUnsafeMutableBytes { p in
             let header = p.baseAddress! + start
             header.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 8, as: UInt32.self)
-            var crc = StreamFrame.checksum(header: header, payload: header + StreamFrame.headerSize, length: inBuffer)
-            if let inPlace { crc = mp_crc32c(crc, inPlace.baseAddress, inPlace.count) }
-            header.storeBytes(of: crc.littleEndian, toByteOffset: 12, as: UInt32.self)
+            return StreamFrame.checksum(header: header, payload: header + StreamFrame.headerSize, length: inBuffer)
         }
-    }
-}
-
-extension [UInt8] {
-    /// Appends `value` little-endian.
-    mutating func put<T: FixedWidthInteger>(_ value: T) {
-        Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
-    }
-
-    /// Appends every value little-endian: on a little-endian host one copy (a switch's stamps
-    /// are a megabyte; value by value they took milliseconds of the downtime).
-    mutating func putAll(_ values: [UInt64]) {
-        #if _endian(little)
-        values.withUnsafeBytes { append(contentsOf: $0) }
-        #else
-        for v in values { put(v) }
-        #endif
+        if let pageData, inPlace {
+            crc = mp_crc32c(crc, pageData.baseAddress, pageData.count)
+            self.inPlace.append((buffer.count, pageData))
+            inPlaceBytes += pageData.count
+        } else if let pageData {
+            crc = buffer.append(copying: pageData, crc: crc)
+        }
+        buffer.withUnsafeMutableBytes { p in p.storeBytes(of: crc.littleEndian, toByteOffset: start + 12, as: UInt32.self) }
     }
 }
