@@ -137,6 +137,9 @@ void mp_sleep_ns(uint64_t ns);
 /// than fresh mappings, and no trimming of the heaps (see `Sys.keepFreedMemory()`).
 void mp_keep_freed_memory(void);
 
+/// Bytes of swap space the system has (sysinfo's totalswap), or -1 with errno set.
+long long mp_swap_bytes(void);
+
 // MARK: processes
 
 /// Starts `argv[0]` (looked up in PATH when `search_path`; `argv` ends with NULL) with an empty
