@@ -192,12 +192,14 @@ public final class MigrationDestination: @unchecked Sendable {
                 // on huge pages each drop would first split one, and the pages a huge page
                 // zeroed around those that arrived would be stale too. QEMU as well keeps a
                 // destination that may see postcopy on small pages.
-                if session.stamps.isEmpty {
-                    if features.contains(.postcopy) { memory.adviseHugePages(false) }
-                    session.stamps = Array(repeating: 0, count: Int(pageCount))
-                }
-                if session.guest == nil, !workloads.isEmpty { session.guest = try Guest(memory: memory, workloads: workloads) }
+                let first = session.stamps.isEmpty
+                if first, features.contains(.postcopy) { memory.adviseHugePages(false) }
                 try reply(.helloAck(version: version), &session.state, connection)
+                // The stamps' table and the guest are made after the ack, while pass 1's first
+                // pages are on their way: the source waits for the ack before it sends a page,
+                // and making them (fresh memory, a few milliseconds) would hold it up.
+                if first { session.stamps = Array(repeating: 0, count: Int(pageCount)) }
+                if session.guest == nil, !workloads.isEmpty { session.guest = try Guest(memory: memory, workloads: workloads) }
                 onStateChange(session.faults == nil ? .active : .postcopyRecover)
             case .passStart(pass: 2):
                 // Pass 1 brings every page in order, and a huge page's first touch (one fault,

@@ -1,3 +1,4 @@
+import CUring
 import Glibc
 import Synchronization
 import Traces
@@ -153,6 +154,8 @@ public final class Guest: @unchecked Sendable {
         Self.mismatches(in: copy, expected: UnsafeBufferPointer(start: sequences, count: Int(memory.pageCount)), knownZero: knownZero)
     }
 
+    private static let prefetchAhead: UInt64 = 16
+
     /// Pages of `copy` whose stamp is not `expected[page]` (0: must be unstamped).
     /// `knownZero`: pages the caller knows hold zeros without reading them (a destination's
     /// pages that nothing ever touched; reading one through userfaultfd would cost a fault).
@@ -160,6 +163,9 @@ public final class Guest: @unchecked Sendable {
         precondition(UInt64(expected.count) == copy.pageCount, "\(expected.count) sequences for \(copy.pageCount) pages")
         var out: [UInt64] = []
         for (page, sequence) in zip(0..<copy.pageCount, expected) {
+            // One line a page, a page apart: fetched some pages ahead, the walk does not wait
+            // on memory for each (131,072 pages took 3–5 ms so).
+            if page + prefetchAhead < copy.pageCount { mp_prefetch(copy.pointer(page: page + prefetchAhead)) }
             if knownZero?.contains(page) == true {
                 if sequence != 0 { out.append(page) }
                 continue
