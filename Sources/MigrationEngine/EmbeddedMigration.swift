@@ -27,8 +27,7 @@ public struct EngineError: Error, CustomStringConvertible, Sendable {
 /// migration with the guest running here as before.
 public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     // @unchecked: every mutable field below is read and written under `monitor` only, but
-    // `knownZero` (set by `start`, then the sender thread's) and `connection`: the sender
-    // thread alone replaces it (on recovery) and uses its encoder; its
+    // `connection`: the sender thread alone replaces it (on recovery) and uses its encoder; its
     // decoder belongs to whichever thread reads the return path (the caller of `start`, then
     // the sender thread, then in postcopy a return-path thread per connection).
     private let guest: Guest
@@ -68,11 +67,6 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     private var postcopyFrom: UInt64?
     private var postcopyEnd: UInt64?
     private var urgent: [PageRange] = []
-    /// The sender's: pages that held no data when the migration started
-    /// (`GuestMemory.pagesWithoutData()`, taken with tracking armed) and that no collect has
-    /// reported written since, so zeros: they go as zero runs without being read (reading one
-    /// faults a zero page in, ≈ 1 µs). Nil where that cannot be told (a system with swap).
-    private var knownZero: PageBitmap?
     private var requestedPages: UInt64 = 0
     private var completeAck: StreamMessage?
     private var returnPathFailure: String?
@@ -158,7 +152,6 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         // scan write-protects every page written so far; the destination allocates its stamp
         // table and its guest), and neither needs the other.
         _ = try tracker.collect()
-        knownZero = try guest.memory.pagesWithoutData()
         _ = try expectReply("hello-ack")
         monitor.locked {
             lastSyncNanoseconds = Self.now()
@@ -306,7 +299,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                 try frame(.passEnd(pass: UInt32(monitor.locked { pass }), pagesSent: sentInPass))
                 var pending = PageBitmap(pages: memory.pageCount)
                 pending.insert(contentsOf: ranges)
-                pending.insert(contentsOf: try collectWritten())
+                pending.insert(contentsOf: try tracker.collect())
                 if max == nil || pending.count <= max! {
                     monitor.locked { pass += 1 }  // the sync counts, as QEMU's dirty-sync-count does
                     try stopAndCopy(pending: &pending)
@@ -332,7 +325,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
             guard var range = ranges.first else {
                 // The pass is over: sync, and the next pass sends what was written meanwhile.
                 try frame(.passEnd(pass: UInt32(monitor.locked { pass }), pagesSent: sentInPass))
-                ranges = try collectWritten()[...]
+                ranges = try tracker.collect()[...]
                 sentInPass = 0
                 thresholdReported = false
                 let next = monitor.locked { () -> Int in
@@ -364,20 +357,12 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         }
     }
 
-    /// The pages written since the last collect (the tracker's get-and-clear), which from now
-    /// on may hold data: none of them is `knownZero` any more.
-    private func collectWritten() throws(SystemCallError) -> [PageRange] {
-        let written = try tracker.collect()
-        if knownZero != nil { for r in written { knownZero!.remove(r) } }
-        return written
-    }
-
     /// Encodes one run of guest pages (zero pages as flags) and counts its bytes as sent.
     private func sendChunk(_ chunk: PageRange) throws {
         let guestBytes = UnsafeRawBufferPointer(start: guest.memory.base, count: guest.memory.byteCount)
         let before = connection.encoder.count
         try monitor.locked { () throws(StreamError) in try stream.send(.pages(start: chunk.start, count: UInt32(chunk.count), zero: false, bytes: [])) }
-        try connection.encoder.appendRange(chunk, of: guestBytes, knownZero: knownZero)
+        try connection.encoder.appendRange(chunk, of: guestBytes)
         let bytes = UInt64(connection.encoder.count - before)
         try connection.flushIfFull()
         monitor.locked {
@@ -448,7 +433,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     private func stopAndCopy(pending: inout PageBitmap) throws {
         let stop = Self.now()
         guest.pause()
-        pending.insert(contentsOf: try collectWritten())
+        pending.insert(contentsOf: try tracker.collect())
         let (pages, runs) = (pending.count, UInt64(pending.runCount))
         monitor.locked {
             state = .device
@@ -465,7 +450,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         let slice = UInt64(StreamConnection.flushBytes / guest.memory.pageSize)
         for r in pending.ranges(clearing: true) {
             for start in stride(from: r.start, to: r.end, by: Int(slice)) {
-                try connection.encoder.appendRange(PageRange(start: start, count: min(slice, r.end - start)), of: guestBytes, inPlace: true, knownZero: knownZero)
+                try connection.encoder.appendRange(PageRange(start: start, count: min(slice, r.end - start)), of: guestBytes, inPlace: true)
                 try connection.flushIfFull()
             }
         }
@@ -524,7 +509,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         guest.pause()
         var pending = PageBitmap(pages: memory.pageCount)
         pending.insert(contentsOf: unsent)
-        pending.insert(contentsOf: try collectWritten())
+        pending.insert(contentsOf: try tracker.collect())
         monitor.locked {
             pass += 1  // the sync at the switch counts, as QEMU's dirty-sync-count does
             state = .postcopyActive

@@ -24,19 +24,6 @@ enum Sys {
         _ = try systemCall("madvise(MADV_POPULATE_WRITE)") { madvise(base, size, 23 /* MADV_POPULATE_WRITE */) }
     }
 
-    /// One byte per page of the range, bit 0 set where the page is resident (mincore).
-    static func residency(_ base: UnsafeMutableRawPointer, _ size: Int, pageSize: Int) throws(SystemCallError) -> [UInt8] {
-        var vector = [UInt8](repeating: 0, count: (size + pageSize - 1) / pageSize)
-        _ = try systemCall("mincore(\(size) bytes)") { vector.withUnsafeMutableBufferPointer { mincore(base, size, $0.baseAddress) } }
-        return vector
-    }
-
-    /// Whether this system has swap space (sysinfo's totalswap), where a page that is not
-    /// resident may hold data.
-    static func hasSwap() throws(SystemCallError) -> Bool {
-        try systemCall("sysinfo") { mp_swap_bytes() } > 0
-    }
-
     /// Advises the kernel to back the range with transparent huge pages (MADV_HUGEPAGE) or
     /// never to (MADV_NOHUGEPAGE). Advice only: a kernel built without them refuses it, and
     /// the range then keeps 4 KiB pages.

@@ -44,28 +44,6 @@ private func trackers(_ memory: GuestMemory) throws -> [any DirtyTracker] {
         #expect(try tracker.collect() == [PageRange(start: 60, count: 8), PageRange(start: 1023, count: 1)])
     }
 
-    @Test(arguments: 0..<3)
-    func pagesWithoutDataAreTheOnesNeverWrittenWithTrackingArmedOrNot(kind: Int) throws {
-        // This machine has no swap, so the kernel's residency tells. Tracking arms the pages
-        // never written with markers (WP_UNPOPULATED), which leaves them without data; the
-        // tracker for kernels without markers populates the whole region at start, and then
-        // every page is resident and none is told.
-        let memory = try GuestMemory(bytes: 1024 * 4096)
-        write([PageRange(start: 0, count: 100)], in: memory)
-        let tracker = try trackers(memory)[kind]
-        try tracker.start()
-        defer { tracker.stop() }
-        write(scattered, in: memory)
-        // A page read maps the kernel's zero page: resident, so not told (nor costly to read again).
-        _ = memory.pointer(page: 900).load(fromByteOffset: 8, as: UInt64.self)
-        var expected = PageBitmap(pages: 1024)
-        expected.insertAll(below: 1024)
-        for r in [PageRange(start: 0, count: 100), PageRange(start: 900, count: 1)] + scattered { expected.remove(r) }
-        if tracker.mechanism.hasSuffix("region populated at start") { expected.removeAll() }
-        var empty = try #require(try memory.pagesWithoutData(), "this machine has no swap")
-        #expect(empty.ranges(clearing: true) == expected.ranges(clearing: true), "\(tracker.mechanism)")
-    }
-
     @Test func collectLoopsWhenTheVectorFills() throws {
         // Every other page written: 2,048 separate runs, more than one scan vector holds.
         let memory = try GuestMemory(bytes: 4096 * 4096)

@@ -137,9 +137,6 @@ void mp_sleep_ns(uint64_t ns);
 /// than fresh mappings, and no trimming of the heaps (see `Sys.keepFreedMemory()`).
 void mp_keep_freed_memory(void);
 
-/// Bytes of swap space the system has (sysinfo's totalswap), or -1 with errno set.
-long long mp_swap_bytes(void);
-
 /// Asks the CPU to fetch the cache line at `address` ahead of a read (a hint, never a fault):
 /// for walks that touch one line a page, which the hardware prefetcher does not follow across
 /// pages.

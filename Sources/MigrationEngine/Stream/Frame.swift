@@ -151,25 +151,21 @@ public struct FrameEncoder: @unchecked Sendable {
     /// as zero runs.
     ///
     /// The page data is copied into the buffer, its CRC computed as it is copied. `inPlace`: it
-    /// is not copied; its CRC is computed over guest memory and `withPieces` sends it from
-    /// there. Only for a guest that does not run until the batch has been sent (stop-and-copy):
-    /// the CRC must cover exactly the bytes that leave. `knownZero`: pages the caller knows to
-    /// be all zeros (`GuestMemory.pagesWithoutData()`), which go as zero runs without being read.
+    /// is not copied; its CRC is computed over guest memory and `withPieces` sends it from there. Only for a guest that does not run until the
+    /// batch has been sent (stop-and-copy): the CRC must cover exactly the bytes that leave.
     @discardableResult
-    public mutating func appendRange(_ range: PageRange, of guest: UnsafeRawBufferPointer, inPlace: Bool = false,
-                                     knownZero: PageBitmap? = nil) throws(StreamError) -> UInt64 {
+    public mutating func appendRange(_ range: PageRange, of guest: UnsafeRawBufferPointer, inPlace: Bool = false) throws(StreamError) -> UInt64 {
         guard let pageSize else { throw StreamError(.malformedPayload, "pages before hello: the page size is not known") }
         guard range.start <= UInt64(guest.count / pageSize), range.count <= UInt64(guest.count / pageSize) - range.start else {
             throw StreamError(.malformedPayload, "range \(range) is outside a guest of \(guest.count / pageSize) pages")
         }
         let longest = UInt64((maxPayload - StreamFrame.pagesPrefix) / pageSize)
         let longestData = min(longest, Self.dataRunPages)
-        func isZero(_ page: UInt64) -> Bool { knownZero?.contains(page) == true || Self.isZero(guest, page: page, pageSize: pageSize) }
         var page = range.start, zeroPages: UInt64 = 0
         while page < range.end {
-            if isZero(page) {
+            if Self.isZero(guest, page: page, pageSize: pageSize) {
                 var end = page + 1
-                while end < range.end, end - page < longest, isZero(end) { end += 1 }
+                while end < range.end, end - page < longest, Self.isZero(guest, page: end, pageSize: pageSize) { end += 1 }
                 try append(.pages(start: page, count: UInt32(end - page), zero: true, bytes: []))
                 zeroPages += end - page
                 page = end
@@ -178,7 +174,7 @@ public struct FrameEncoder: @unchecked Sendable {
             var end = page
             repeat {
                 end += 1
-            } while end < range.end && end - page < longestData && !isZero(end)
+            } while end < range.end && end - page < longestData && !Self.isZero(guest, page: end, pageSize: pageSize)
             let frameStart = beginFrame(.pages, flags: 0)
             buffer.put(page); buffer.put(UInt32(end - page)); buffer.put(UInt32(0))
             try endFrame(frameStart, pageData: UnsafeRawBufferPointer(rebasing: guest[Int(page) * pageSize..<Int(end) * pageSize]), inPlace: inPlace)
