@@ -13,8 +13,9 @@ measured here too, at the table's cap, median of 5 each: stop-and-copies with no
 of two guest sizes (the fixed part) and one with thousands of short runs pending (per run), a
 switch to postcopy
 with nothing stale (its fixed part), after a uniform writer (per stale run, dropped), after a
-sweep over a data-filled guest (per held stale page, dropped and moved) and after one over a
-quarter of it (the fixed cost of moving). The per-run cost of a moved run is whatif's default.
+uniform writer over a data-filled guest (per held stale page, dropped in short runs as `auto`
+drops them), after a sweep over a data-filled guest (per held stale page, moved) and after one
+over a quarter of it (the fixed cost of moving). The per-run cost of a moved run is whatif's default.
 The first touch of fresh destination memory is measured in a stop whose scattered pending
 pages land on fresh small pages, as a stop after pass 1 does. The calibration prices what each
 stop carried as the engine counted it (the summary's stop_pages, stop_runs and
@@ -165,20 +166,23 @@ def switchover_costs(migpilot, rate, bandwidth):
     dropped = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth, postcopy=True)
     per_run = max(0.0, (dropped["downtime"] - empty["downtime"]) / max(1, dropped["runs"] - empty["runs"]))
     postcopy_fixed = max(0.0, empty["downtime"] - RTT_S - pages[large] * STAMP_BYTES / rate - fixed - per_run * empty["runs"])
-    # A dense stale set the destination holds: a sweep over a guest whose every page holds data
-    # rewrites, in pass 1, pages that pass 1 has already sent, in one or two runs: dropped,
-    # each page is freed at the switch; moved (`auto`, as long runs are), each is moved out,
-    # after the fixed cost of moving at all, which a second sweep over a quarter of the guest
-    # (the rest zero) tells apart.
+    # Stale pages the destination holds. Dropped: what `auto` drops is short runs, so the same
+    # uniform writer over a guest whose every page holds data (pass 1 sent each page, and the
+    # writer rewrites them one by one): past the per-run cost, per held page. (One sweep's
+    # whole guest in one run, dropped, costs 0.30 µs a page here, against ≈ 0.1 µs a page in
+    # short runs: the table's rows drop short runs and move the long ones.) Moved (`auto`, as
+    # long runs are): a sweep over such a guest rewrites, in pass 1, pages pass 1 has already
+    # sent, in one or two runs, each moved out after the fixed cost of moving at all, which a
+    # second sweep over a quarter of the guest (the rest zero) tells apart.
     sweep_rate = 200000
     with tempfile.TemporaryDirectory() as tmp:
-        def sweep(region):
-            path = os.path.join(tmp, f"sweep-{region}.trace")
-            subprocess.run([migpilot, "trace", "synth", "--kind", "sweep", "--memory", f"{large}MiB", "--rate", str(sweep_rate),
+        def synth(kind, rate, region):
+            path = os.path.join(tmp, f"{kind}-{region}.trace")
+            subprocess.run([migpilot, "trace", "synth", "--kind", kind, "--memory", f"{large}MiB", "--rate", str(rate),
                             "--duration", "30s", "--initial", "data", "--region", f"0MiB:{region}MiB", "-o", path], check=True)
             return f"trace:{path}"
-        whole, quarter = sweep(large), sweep(large // 4)
-        held = median_run(migpilot, after_pass, large, [whole], bandwidth, discard="drop", postcopy=True)
+        scattered_held, whole, quarter = synth("uniform", writes, large), synth("sweep", sweep_rate, large), synth("sweep", sweep_rate, large // 4)
+        held = median_run(migpilot, after_pass, large, [scattered_held], bandwidth, postcopy=True)
         moved = median_run(migpilot, after_pass, large, [whole], bandwidth, postcopy=True)
         moved_quarter = median_run(migpilot, after_pass, large, [quarter], bandwidth, postcopy=True)
     per_page = max(0.0, (held["downtime"] - empty["downtime"] - per_run * (held["runs"] - empty["runs"])) / held["pages"])
@@ -199,7 +203,7 @@ def switchover_costs(migpilot, rate, bandwidth):
           f"{ms(scattered)} with {scattered['pages']:.0f} pages pending in {scattered['runs']:.0f} runs (per run {per_pending_run * 1e9:.0f} ns) "
           f"({per_guest_page * 1e9:.1f} ns a guest page, the stamps on the wire {STAMP_BYTES / rate * 1e9:.1f} ns of it); "
           f"postcopy {ms(empty)} with {empty['runs']:.0f} stale runs, {ms(dropped)} with {dropped['runs']:.0f} dropped (per run {per_run * 1e9:.0f} ns), "
-          f"{ms(held)} with {held['pages']:.0f} held stale pages dropped, {ms(moved)} with {moved['pages']:.0f} "
+          f"{ms(held)} with {held['pages']:.0f} held stale pages in {held['runs']:.0f} runs dropped, {ms(moved)} with {moved['pages']:.0f} "
           f"moved and {ms(moved_quarter)} with {moved_quarter['pages']:.0f} moved; "
           f"{ms(fresh)} with {fresh['pages']:.0f} pending of which {fresh['fresh']:.0f} fresh (first touch {first_touch * 1e6:.1f} us a page)",
           file=sys.stderr, flush=True)
