@@ -9,7 +9,7 @@ The cap holds precopy's passes back, not the stop-and-copy, which the engine (as
 as fast as the link takes it: whatif is given that rate as --switchover-bandwidth, the engine's
 uncapped rate over loopback into populated memory, measured here first (median of 3) unless
 given. The switch's own work (whatif's --switchover-* and --postcopy-switch-* options) is
-measured here too, at the table's cap, median of 5 each: stop-and-copies with nothing pending
+measured here too, at the table's cap, median of 5 each (9 for the terms of short runs): stop-and-copies with nothing pending
 of two guest sizes (the fixed part) and one with thousands of short runs pending (per run), a
 switch to postcopy
 with nothing stale (its fixed part), after a uniform writer (per stale run, dropped), after a
@@ -97,6 +97,10 @@ def uncapped_rate(migpilot):
 # instead of waiting an hour for `migpilot recover`.
 NO_MANUAL_RECOVERY = ["--recovery-window", "0s"]
 RTT_S = 0.001  # whatif's default --rtt, part of every measured switch below
+# Runs behind the terms that price the rows' short runs (per pending run, per stale run, per
+# held page): each is a difference of two medians, and over 5 runs the terms moved by ±30 %
+# from one calibration to the next here (per pending run 1.29 and 1.75 µs on 2026-12-04).
+SHORT_RUN_TERMS_RUNS = 9
 STAMP_BYTES = 8
 
 
@@ -152,18 +156,20 @@ def switchover_costs(migpilot, rate, bandwidth):
     # the rest is per run of what the engine sent.
     writes = 5000
     scattered = median_run(migpilot, "policies/precopy.yaml", large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth,
-                           limit=None, prealloc=True)
+                           limit=None, prealloc=True, runs=SHORT_RUN_TERMS_RUNS)
     per_pending_run = max(0.0, (scattered["downtime"] - stop[large] - scattered["pages"] * (4096 + 16) / rate) / scattered["runs"])
     after_pass = "policies/libvirt-postcopy-after-precopy.yaml"
     # Nearly nothing stale: a filled guest alone converges at the end of pass 1 and never
     # switches, so a writer of 100 pages/s keeps pass 2 above the threshold (a few hundred
     # stale runs, well under a millisecond).
-    empty = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", "uniform:rate=100"], bandwidth, postcopy=True)
+    empty = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", "uniform:rate=100"], bandwidth, postcopy=True,
+                       runs=SHORT_RUN_TERMS_RUNS)
     # Many short stale runs: the uniform writer's pages, dirtied independently, were zero when
     # pass 1 sent them, so the destination holds next to none of them and the cost is per run
     # (dropped, as `auto` drops short runs). Past the nearly-nothing-stale switch, per run of
     # the discard list the engine sent.
-    dropped = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth, postcopy=True)
+    dropped = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth, postcopy=True,
+                         runs=SHORT_RUN_TERMS_RUNS)
     per_run = max(0.0, (dropped["downtime"] - empty["downtime"]) / max(1, dropped["runs"] - empty["runs"]))
     postcopy_fixed = max(0.0, empty["downtime"] - RTT_S - pages[large] * STAMP_BYTES / rate - fixed - per_run * empty["runs"])
     # Stale pages the destination holds. Dropped: what `auto` drops is short runs, so the same
@@ -182,7 +188,7 @@ def switchover_costs(migpilot, rate, bandwidth):
                             "--duration", "30s", "--initial", "data", "--region", f"0MiB:{region}MiB", "-o", path], check=True)
             return f"trace:{path}"
         scattered_held, whole, quarter = synth("uniform", writes, large), synth("sweep", sweep_rate, large), synth("sweep", sweep_rate, large // 4)
-        held = median_run(migpilot, after_pass, large, [scattered_held], bandwidth, postcopy=True)
+        held = median_run(migpilot, after_pass, large, [scattered_held], bandwidth, postcopy=True, runs=SHORT_RUN_TERMS_RUNS)
         moved = median_run(migpilot, after_pass, large, [whole], bandwidth, postcopy=True)
         moved_quarter = median_run(migpilot, after_pass, large, [quarter], bandwidth, postcopy=True)
     per_page = max(0.0, (held["downtime"] - empty["downtime"] - per_run * (held["runs"] - empty["runs"])) / held["pages"])
