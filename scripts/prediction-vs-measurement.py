@@ -9,10 +9,10 @@ The cap holds precopy's passes back, not the stop-and-copy, which the engine (as
 as fast as the link takes it: whatif is given that rate as --switchover-bandwidth, the engine's
 uncapped rate over loopback into populated memory, measured here first (median of 3) unless
 given. The switch's own work (whatif's --switchover-* and --postcopy-switch-* options) is
-measured here too, at the table's cap, median of 5 each (9 for the terms of short runs): stop-and-copies with nothing pending
-of two guest sizes (the fixed part) and one with thousands of short runs pending (per run), a
-switch to postcopy
-with nothing stale (its fixed part), after a uniform writer (per stale run, dropped), after a
+measured here too, at the table's cap, median of 5 each (9 for the terms of short runs):
+stop-and-copies with nothing pending of two guest sizes (the fixed part) and one with
+thousands of short runs pending (per run), a switch to postcopy with nothing stale (its fixed
+part), after a uniform writer (per stale run, dropped), after a
 uniform writer over a data-filled guest (per held stale page, dropped in short runs as `auto`
 drops them), after a sweep over a data-filled guest (per held stale page, moved) and after one
 over a quarter of it (the fixed cost of moving). The per-run cost of a moved run is whatif's default.
@@ -175,8 +175,8 @@ def switchover_costs(migpilot, rate, bandwidth):
     # Stale pages the destination holds. Dropped: what `auto` drops is short runs, so the same
     # uniform writer over a guest whose every page holds data (pass 1 sent each page, and the
     # writer rewrites them one by one): past the per-run cost, per held page. (One sweep's
-    # whole guest in one run, dropped, costs 0.30 µs a page here, against ≈ 0.1 µs a page in
-    # short runs: the table's rows drop short runs and move the long ones.) Moved (`auto`, as
+    # whole guest in one run, dropped, priced a page at 0.30 µs, a run `auto` would move, and
+    # the adaptive rows' switches came out 2.4–7.7 ms above the measured ones.) Moved (`auto`, as
     # long runs are): a sweep over such a guest rewrites, in pass 1, pages pass 1 has already
     # sent, in one or two runs, each moved out after the fixed cost of moving at all, which a
     # second sweep over a quarter of the guest (the rest zero) tells apart.
