@@ -52,7 +52,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     private var startNanoseconds: UInt64 = 0
     private var lastSyncNanoseconds: UInt64 = 0
     private var lastPassDirtyRate = 0.0
-    /// Transfer rate over the last complete half-second window (QEMU's mbps is likewise recent).
+    /// Transfer rate over the last complete window of `bandwidthWindowSeconds`.
     private var measuredBandwidth = 0.0
     private var window: (nanoseconds: UInt64, bytes: UInt64)?
     /// Pacing starts at the first byte of data, not at the hello, and again after a stall.
@@ -380,18 +380,24 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         measureBandwidth()
     }
 
-    /// After a chunk has been sent and paced: the rate over the current window, replaced every
-    /// half second (QEMU's mbps is likewise recent). Measured after the pacing sleep, so that a
-    /// chunk is never counted before the time it is allowed; no figure from under 100 ms.
+    /// The length of a bandwidth window: QEMU's BUFFER_DELAY, after which its
+    /// migration_update_counters() recomputes the rate and the threshold. A longer window lags
+    /// a link that slows down: here a fresh destination's first touch ran at 1.1–2.2 GB/s for
+    /// its first 50–100 ms and at 0.26–0.44 GB/s after it (memory the host had not yet taken
+    /// back), and a half-second window kept the first figure long enough to stop with most of
+    /// the guest pending (downtime 754 ms against a 300 ms limit).
+    static let bandwidthWindowSeconds = 0.1
+
+    /// After a chunk has been sent and paced: the rate over the window just closed. Measured
+    /// after the pacing sleep, so that under a cap both ends of a window sit on the pace line
+    /// and the figure is the cap, not the cap give or take a chunk.
     private func measureBandwidth() {
         monitor.locked {
             guard let w = window else { return }
             let now = Self.now(), seconds = Double(now - w.nanoseconds) / 1e9
-            if seconds >= 0.5 {
+            if seconds >= Self.bandwidthWindowSeconds {
                 measuredBandwidth = Double(transferred - w.bytes) / seconds
                 window = (now, transferred)
-            } else if measuredBandwidth == 0, seconds >= 0.1 {
-                measuredBandwidth = Double(transferred - w.bytes) / seconds
             }
         }
     }
