@@ -110,20 +110,19 @@ public struct SwitchoverCost: Sendable, Equatable {
     /// Nothing but the pages and a round trip: QEMU's own estimate of the downtime.
     public static let none = SwitchoverCost()
 
-    /// migpilot's embedded engine on this machine: the mean of the two calibrations
-    /// `scripts/prediction-vs-measurement.py` made for the prediction tables of 2026-12-02,
-    /// 02:10 and 02:27 (docs/model.md, "Switchover"), after the switch to postcopy began to drop
-    /// stale pages in batches; they gave 0 and 4.0 ms, 140 and 35 ns, 3.3 and 6.7 ms, 1.15 µs
-    /// and 0, 269 and 220 ns: the terms are that noisy here. No first touch: the simulator's
-    /// passes run at the link's rate, as into populated memory, and a stop-and-copy's first
-    /// touches alone would make a fresh destination look slower at the stop than in the passes
-    /// before it. A prediction of a fresh destination behind a cap slower than the first touch
-    /// (the prediction table, 1 Gbit/s) passes it explicitly.
+    /// migpilot's embedded engine on this machine: the stop's and the switch's own terms are the
+    /// mean of the two calibrations `scripts/prediction-vs-measurement.py` made for the prediction
+    /// tables of 2026-12-04, 19:43 and 20:24 (Benchmarks/README.md), the first since the source
+    /// waits for the destination before it stops the guest; they gave fixed 0 and 0, per pending
+    /// run 1.75 and 1.60 µs, postcopy fixed 336 µs and 0, per stale run 871 and 678 ns, per
+    /// held stale page 0 and 345 ns: the terms are that noisy here. No first touch: the
+    /// simulator's passes run at the link's rate, as into populated memory, and a
+    /// stop-and-copy's first touches alone would make a fresh destination look slower at the
+    /// stop than in the passes before it. A prediction of a fresh destination behind a cap
+    /// slower than the first touch (the prediction table, 1 Gbit/s) passes it explicitly.
     /// The moved runs' terms (UFFDIO_MOVE): per run `Benchmarks/stale-drop.sh`'s fit (one
-    /// thread), per page and fixed measured in migrations (docs/model.md, "Switchover"). Per
-    /// pending run: the script's scattered stop of 2026-12-03 (9,109 pages pending in ≈ 7,843
-    /// runs, 28.2 ms).
+    /// thread), per page and fixed measured in migrations (docs/model.md, "Switchover").
     public static let embeddedEngine = SwitchoverCost(
-        fixedSeconds: 2.02e-3, checkSecondsPerPage: 88e-9, secondsPerPendingRun: 1.15e-6, postcopyFixedSeconds: 5.0e-3, secondsPerStaleRun: 0.57e-6,
-        secondsPerStalePage: 245e-9, secondsPerMovedRun: 1.07e-6, secondsPerMovedPage: 60e-9, moveFixedSeconds: 3.0e-3, stampBytesPerPage: 8)
+        fixedSeconds: 0, checkSecondsPerPage: 88e-9, secondsPerPendingRun: 1.674e-6, postcopyFixedSeconds: 168e-6, secondsPerStaleRun: 775e-9,
+        secondsPerStalePage: 173e-9, secondsPerMovedRun: 1.07e-6, secondsPerMovedPage: 60e-9, moveFixedSeconds: 3.0e-3, stampBytesPerPage: 8)
 }
