@@ -39,12 +39,17 @@ public final class MigrationDriver {
     private var engine: PolicyEngine
     private var estimator: any Estimator
     private let log: (DecisionRecord) -> Void
+    private let observed: (MigrationStatus) -> Void
 
-    public init(control: any MigrationControl, engine: PolicyEngine, estimator: any Estimator, log: @escaping (DecisionRecord) -> Void = { _ in }) {
+    /// `log` gets every decision and status change; `observed` every observation's status,
+    /// after its decisions, for a live view (migrate's progress line).
+    public init(control: any MigrationControl, engine: PolicyEngine, estimator: any Estimator, log: @escaping (DecisionRecord) -> Void = { _ in },
+                observed: @escaping (MigrationStatus) -> Void = { _ in }) {
         self.control = control
         self.engine = engine
         self.estimator = estimator
         self.log = log
+        self.observed = observed
     }
 
     /// How often `migrate` and `whatif` observe: one cadence, so that the model fits the same
@@ -74,6 +79,7 @@ public final class MigrationDriver {
             }
             loggedState = o.status.state
             let s = o.status
+            observed(s)
             if s.state.isFinished { return DriverOutcome(finalStatus: s, stoppedBecause: nil, gaveUp: nil, decisions: decisions) }
             if let gaveUp = engine.gaveUp {
                 return DriverOutcome(finalStatus: s, stoppedBecause: gaveUp, gaveUp: gaveUp, decisions: decisions)

@@ -224,13 +224,16 @@ extension MigrateCommand {
         Terminal.endProgress()
     }
 
-    /// The live line: state, pass, remaining, dirty rate, bandwidth, ETA, predicted downtime.
+    /// The live line: state, pass, remaining, dirty rate, bandwidth, ETA, and the downtime:
+    /// predicted while the guest still runs here, measured once it has stopped (in postcopy the
+    /// pages left are pulled by a running guest, and no stop is to come).
     static func progressLine(_ s: MigrationStatus, lastAction: String) -> String {
         let left = ByteCount(bytes: s.remainingPages * UInt64(s.pageSize))
         let eta = s.bandwidthBytesPerSecond > 0 ? "\(formatFixed(Double(s.remainingPages * UInt64(s.pageSize)) / s.bandwidthBytesPerSecond, decimals: 1)) s" : "-"
+        let downtime = s.downtimeSeconds.map { "downtime \(formatFixed($0 * 1000, decimals: 1)) ms" }
+            ?? "downtime ≈ \(formatFixed(s.expectedDowntimeSeconds * 1000, decimals: 0)) ms"
         return "\(s.state.rawValue)  pass \(s.pass)  \(left) left  dirty \(Int(s.dirtyPagesRate)) pages/s  "
-            + "\(Bandwidth(bytesPerSecond: s.bandwidthBytesPerSecond))  ETA \(eta)  "
-            + "downtime ≈ \(formatFixed(s.expectedDowntimeSeconds * 1000, decimals: 0)) ms  (\(lastAction))"
+            + "\(Bandwidth(bytesPerSecond: s.bandwidthBytesPerSecond))  ETA \(eta)  \(downtime)  (\(lastAction))"
     }
 }
 

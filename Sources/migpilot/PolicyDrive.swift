@@ -18,12 +18,16 @@ struct PolicyDrive {
     /// Drives `control` under `policy` until it finishes, the policy gives up or `timeout`
     /// passes. A driver error is rethrown after the progress line is cleared.
     func run(_ control: any MigrationControl, policy: Policy, memory: ByteCount, timeout: TimeSpan) throws -> DriverOutcome {
+        // The progress line follows every observation (ten a second), naming the last decision.
+        var lastAction = "start"
         let driver = MigrationDriver(control: control, engine: PolicyEngine(policy: policy, memory: memory),
-                                     estimator: ModelEstimator(policy: policy)) { [json, encoder] record in
-            if json, let line = try? encoder.encode(record) { Terminal.standardOutputLine(String(decoding: line, as: UTF8.self)) }
-            if !json { MigrateCommand.narrate(record) }
-            Terminal.progress(MigrateCommand.progressLine(record.status, lastAction: record.action.name))
-        }
+                                     estimator: ModelEstimator(policy: policy),
+                                     log: { [json, encoder] record in
+                                         if json, let line = try? encoder.encode(record) { Terminal.standardOutputLine(String(decoding: line, as: UTF8.self)) }
+                                         if !json { MigrateCommand.narrate(record) }
+                                         lastAction = record.action.name
+                                     },
+                                     observed: { status in Terminal.progress(MigrateCommand.progressLine(status, lastAction: lastAction)) })
         defer { Terminal.endProgress() }
         return try driver.run(horizonSeconds: timeout.seconds)
     }

@@ -112,8 +112,9 @@ import Transport
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let policy = try PolicyLoader.load(path: root.appendingPathComponent("policies/precopy.yaml").path)
         var log: [DecisionRecord] = []
+        var observed: [MigrationStatus] = []
         let driver = MigrationDriver(control: engine, engine: PolicyEngine(policy: policy, memory: ByteCount(bytes: 16 << 20)),
-                                     estimator: ModelEstimator(policy: policy), log: { log.append($0) })
+                                     estimator: ModelEstimator(policy: policy), log: { log.append($0) }, observed: { observed.append($0) })
         let outcome = try driver.run(observeEvery: 0.1, horizonSeconds: 30)
         engine.waitUntilFinished()
         _ = try running.outcome().get()
@@ -129,6 +130,10 @@ import Transport
         #expect(!precopy.isEmpty)
         #expect(precopy.allSatisfy { $0.status.bandwidthBytesPerSecond <= 20e6 * 1.05 }, "\(precopy.map(\.status.bandwidthBytesPerSecond))")
         #expect(try #require(outcome.finalStatus.downtimeSeconds) < 1)
+        // The live view (migrate's progress line) sees pass 1 go down between decisions, and the end.
+        let passOne = Set(observed.filter { $0.state == .active && $0.pass == 1 }.map(\.remainingPages))
+        #expect(passOne.count >= 4, "pass 1 as observed: \(passOne.sorted())")
+        #expect(observed.last?.state == .completed)
     }
 
     @Test func aLinkThatBreaksInPrecopyEndsTheMigrationWithTheGuestRunningHere() throws {
