@@ -11,7 +11,7 @@ uncapped rate over loopback into populated memory, measured here first (median o
 given. The switch's own work (whatif's --switchover-* and --postcopy-switch-* options) is
 measured here too, at the table's cap, median of 5 each (9 for the terms of short runs):
 stop-and-copies with nothing pending of two guest sizes (the fixed part) and one with
-thousands of short runs pending (per run), a switch to postcopy with nothing stale (its fixed
+thousands of short runs pending into a fresh destination (per run), a switch to postcopy with nothing stale (its fixed
 part), after a uniform writer (per stale run, dropped), after a
 uniform writer over a data-filled guest (per held stale page, dropped in short runs as `auto`
 drops them), after a sweep over a data-filled guest (per held stale page, moved) and after one
@@ -151,12 +151,14 @@ def switchover_costs(migpilot, rate, bandwidth):
     per_guest_page = (stop[large] - stop[small]) / (pages[large] - pages[small])
     fixed = max(0.0, stop[small] - pages[small] * per_guest_page - RTT_S)
     # A stop with many short runs pending: half the guest filled, a uniform writer over the
-    # other half, stopped under precopy.yaml's 300 ms limit into populated memory (no first
-    # touch). Past the nothing-pending stop of the same guest and the pages' bytes at `rate`,
-    # the rest is per run of what the engine sent.
+    # other half, stopped under precopy.yaml's 300 ms limit into a fresh destination, as the
+    # rows' are. Past the nothing-pending stop of the same guest and the pages' bytes at `rate`,
+    # the rest is per run of what the engine sent. (Into a pre-populated destination the same
+    # stop was slower: 13 interleaved pairs on 2026-12-06, medians 23.3 against 19.4 ms and
+    # 27.7 against 25.0, where the datasets' precopy stops of its size took 19.8–20.0 ms.)
     writes = 5000
     scattered = median_run(migpilot, "policies/precopy.yaml", large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth,
-                           limit=None, prealloc=True, runs=SHORT_RUN_TERMS_RUNS)
+                           limit=None, runs=SHORT_RUN_TERMS_RUNS)
     per_pending_run = max(0.0, (scattered["downtime"] - stop[large] - scattered["pages"] * (4096 + 16) / rate) / scattered["runs"])
     after_pass = "policies/libvirt-postcopy-after-precopy.yaml"
     # Nearly nothing stale: a filled guest alone converges at the end of pass 1 and never
