@@ -2,8 +2,9 @@
 """Prediction against measurement (issue 4): every dataset trace replayed as a `trace:`
 workload by the embedded engine (`migpilot migrate`, a local guest migrated over loopback
 tcp at a bandwidth cap), N runs, median (fewer once most of a row's runs have not finished:
-its outcome is decided); against `migpilot whatif` on the same trace, policy and cap. Prints one row per trace and policy, then the median and p90 of |error|
-for total time and downtime (a downtime within 2 ms counts as no error).
+its outcome is decided); against `migpilot whatif` on the same trace, policy and cap. Prints
+one row per trace and policy, then the median and p90 of |error| for total time and downtime
+(a downtime within 2 ms counts as no error).
 
 The cap holds precopy's passes back, not the stop-and-copy, which the engine (as QEMU) sends
 as fast as the link takes it: whatif is given that rate as --switchover-bandwidth, the engine's
@@ -11,8 +12,8 @@ uncapped rate over loopback into populated memory, measured here first (median o
 given. The switch's own work (whatif's --switchover-* and --postcopy-switch-* options) is
 measured here too, at the table's cap, median of 5 each (9 for the terms of short runs):
 stop-and-copies with nothing pending of two guest sizes (the fixed part) and one with
-thousands of short runs pending into a fresh destination (per run), a switch to postcopy with nothing stale (its fixed
-part), after a uniform writer (per stale run, dropped), after a
+thousands of short runs pending into a fresh destination (per run), a switch to postcopy
+with nothing stale (its fixed part), after a uniform writer (per stale run, dropped), after a
 uniform writer over a data-filled guest (per held stale page, dropped in short runs as `auto`
 drops them), after a sweep over a data-filled guest (per held stale page, moved) and after one
 over a quarter of it (the fixed cost of moving). The per-run cost of a moved run is whatif's default.
