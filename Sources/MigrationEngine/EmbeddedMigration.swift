@@ -29,9 +29,12 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     // @unchecked: every mutable field below is read and written under `monitor` only, but
     // `connection`: the sender thread alone replaces it (on recovery) and uses its encoder; its
     // decoder belongs to whichever thread reads the return path (the caller of `start`, then
-    // the sender thread, then in postcopy a return-path thread per connection).
+    // the sender thread, then in postcopy a return-path thread per connection); and
+    // `logClear`, set by `start` before the sender thread starts and never changed after.
     private let guest: Guest
     private let tracker: any DirtyTracker
+    /// The dirty log's first clear, running ahead of pass 1 (nil before `start`).
+    private var logClear: DirtyLogClear?
     private var connection: StreamConnection
     private let reconnect: @Sendable (String) throws -> any ByteChannel
     /// What every hello offers: postcopy and recovery, or nothing.
@@ -124,7 +127,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         features = postcopy ? [.postcopy, .recovery] : []
         link = channel
         connection = StreamConnection(channel: channel, pageSize: UInt32(guest.memory.pageSize))
-        connection.touchSendBuffer()
+        connection.touchBuffers()
         pageBytes = Double(guest.memory.pageSize + StreamFrame.pagesPrefix)
         timedCuts = cuts.filter { if case .timed = $0 { true } else { false } }
         handshakeCuts = cuts.reduce(0) { if case let .duringRecovery(n) = $1 { $0 + n } else { $0 } }
@@ -146,12 +149,9 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         let memory = guest.memory
         try frame(.hello(version: StreamVersion.current, pageSize: UInt32(memory.pageSize), pageCount: memory.pageCount, features: features))
         try connection.flush()
-        // Pass 1 sends every page: what the guest wrote before it is in it already (QEMU starts
-        // with an all-ones bitmap and a cleared log), and the dirty samples start here too.
-        // Cleared while the destination answers the hello: both take a few milliseconds (the
-        // scan write-protects every page written so far; the destination allocates its stamp
-        // table and its guest), and neither needs the other.
-        _ = try tracker.collect()
+        // Pass 1 sends every page: what the guest wrote before it is in it already, and the
+        // dirty samples start from the clear, which runs ahead of the sender from here on.
+        logClear = try DirtyLogClear(tracker, pageCount: memory.pageCount)
         _ = try expectReply("hello-ack")
         monitor.locked {
             lastSyncNanoseconds = Self.now()
@@ -193,7 +193,8 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     /// What the tracker saw written since the last sync (the model's dirty-rate sample), read
     /// outside the monitor: a scan takes a few milliseconds on a large guest.
     private func dirtySinceSync() -> UInt64 {
-        guard monitor.locked({ state == .active }) else { return 0 }
+        // Pages the first clear has not reached yet would count as written.
+        guard monitor.locked({ state == .active }), logClear?.isDone == true else { return 0 }
         return (try? tracker.writtenSinceCollect()) ?? 0
     }
 
@@ -301,7 +302,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                 try awaitDestination()
                 var pending = PageBitmap(pages: memory.pageCount)
                 pending.insert(contentsOf: ranges)
-                pending.insert(contentsOf: try tracker.collect())
+                pending.insert(contentsOf: try collectWritten())
                 if max == nil || pending.count <= max! {
                     monitor.locked { pass += 1 }  // the sync counts, as QEMU's dirty-sync-count does
                     try stopAndCopy(pending: &pending)
@@ -327,7 +328,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
             guard var range = ranges.first else {
                 // The pass is over: sync, and the next pass sends what was written meanwhile.
                 try frame(.passEnd(pass: UInt32(monitor.locked { pass }), pagesSent: sentInPass))
-                ranges = try tracker.collect()[...]
+                ranges = try collectWritten()[...]
                 sentInPass = 0
                 thresholdReported = false
                 let next = monitor.locked { () -> Int in
@@ -343,6 +344,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
             range.start += chunk.count
             range.count -= chunk.count
             if range.count == 0 { ranges.removeFirst() } else { ranges[ranges.startIndex] = range }
+            try logClear?.wait(through: chunk.end)
             try sendChunk(chunk)
             sentInPass += chunk.count
             monitor.locked {
@@ -357,6 +359,13 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
             }
             try paceAndMeasure()
         }
+    }
+
+    /// The tracker's get-and-clear, once the log's first clear is over (the two must not
+    /// overlap, and what the clear has not reached would count as written).
+    private func collectWritten() throws -> [PageRange] {
+        try logClear?.waitUntilDone()
+        return try tracker.collect()
     }
 
     /// Encodes one run of guest pages (zero pages as flags) and counts its bytes as sent.
@@ -459,7 +468,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     private func stopAndCopy(pending: inout PageBitmap) throws {
         let stop = Self.now()
         guest.pause()
-        pending.insert(contentsOf: try tracker.collect())
+        pending.insert(contentsOf: try collectWritten())
         let (pages, runs) = (pending.count, UInt64(pending.runCount))
         monitor.locked {
             state = .device
@@ -535,7 +544,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         guest.pause()
         var pending = PageBitmap(pages: memory.pageCount)
         pending.insert(contentsOf: unsent)
-        pending.insert(contentsOf: try tracker.collect())
+        pending.insert(contentsOf: try collectWritten())
         monitor.locked {
             pass += 1  // the sync at the switch counts, as QEMU's dirty-sync-count does
             state = .postcopyActive

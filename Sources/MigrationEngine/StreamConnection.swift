@@ -18,6 +18,8 @@ final class StreamConnection: @unchecked Sendable {
     }
     /// Flush the encoder once it holds this much.
     static let flushBytes = 4 << 20
+    /// Receive at most this much a call.
+    static let receiveBytes = 1 << 20
 
     init(channel: any ByteChannel, pageSize: UInt32? = nil) {
         self.channel = channel
@@ -26,10 +28,12 @@ final class StreamConnection: @unchecked Sendable {
     }
 
     /// Touches the memory of the encoder's first flush (and of a data frame or two past it,
-    /// what a batch may overrun by) now: left to pass 1, its first touch (≈ 1,300 page faults,
-    /// 6–20 ms on this machine) would be the sender's, inside the migration.
-    func touchSendBuffer() {
+    /// what a batch may overrun by) and of the decoder's first receive now: left to the
+    /// migration, their first touch (≈ 1,300 and 256 page faults, 6–20 µs each on this
+    /// machine) would be the sender's in pass 1, and the wait for `hello-ack` (1.5–3.4 ms).
+    func touchBuffers() {
         encoder.touch(Self.flushBytes + (1 << 20))
+        decoder.reserve(Self.receiveBytes)
     }
 
     func send(_ message: StreamMessage) throws {
@@ -55,7 +59,7 @@ final class StreamConnection: @unchecked Sendable {
     func receive(pages: FrameDecoder.PagesInPlace = { _, _, _, _ in }) throws -> StreamMessage? {
         while true {
             if let message = try decoder.next(pagesInPlace: pages) { return message }
-            let n = try decoder.receive(atMost: 1 << 20) { buffer in try channel.receive(into: buffer) }
+            let n = try decoder.receive(atMost: Self.receiveBytes) { buffer in try channel.receive(into: buffer) }
             lastReceive.store(Sys.monotonicNanoseconds(), ordering: .relaxed)
             if n == 0 {
                 try decoder.finish()

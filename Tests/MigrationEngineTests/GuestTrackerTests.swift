@@ -44,6 +44,23 @@ private func trackers(_ memory: GuestMemory) throws -> [any DirtyTracker] {
         #expect(try tracker.collect() == [PageRange(start: 60, count: 8), PageRange(start: 1023, count: 1)])
     }
 
+    @Test(arguments: 0..<3)
+    func clearForgetsOnlyItsRangeAndRearmsIt(kind: Int) throws {
+        let memory = try GuestMemory(bytes: 1024 * 4096)
+        let tracker = try trackers(memory)[kind]
+        try tracker.start()
+        defer { tracker.stop() }
+        write(scattered, in: memory)
+        // 60..<68 straddles the cleared range's start; 300..<500 straddles its end.
+        try tracker.clear(PageRange(start: 64, count: 336))
+        #expect(try tracker.collect() == [PageRange(start: 0, count: 1), PageRange(start: 5, count: 1), PageRange(start: 60, count: 4),
+                                           PageRange(start: 400, count: 100), PageRange(start: 777, count: 1),
+                                           PageRange(start: 1023, count: 1)], "\(tracker.mechanism)")
+        // Written after the clear: reported (the clear re-armed what it forgot).
+        write([PageRange(start: 127, count: 2)], in: memory, value: 2)
+        #expect(try tracker.collect() == [PageRange(start: 127, count: 2)], "\(tracker.mechanism)")
+    }
+
     @Test func collectLoopsWhenTheVectorFills() throws {
         // Every other page written: 2,048 separate runs, more than one scan vector holds.
         let memory = try GuestMemory(bytes: 4096 * 4096)

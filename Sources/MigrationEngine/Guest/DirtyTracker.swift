@@ -12,6 +12,10 @@ public protocol DirtyTracker: AnyObject, Sendable {
     var mechanism: String { get }
     func start() throws(SystemCallError)
     func collect() throws(SystemCallError) -> [PageRange]
+    /// Re-arms `pages` and forgets what was written there: a collect of that range whose
+    /// answer nobody needs (the start of pass 1, which sends every page anyway). May run on
+    /// another thread than `collect()`, but never at the same time as one.
+    func clear(_ pages: PageRange) throws(SystemCallError)
     /// Pages written since the last `collect()` (0 once stopped).
     func writtenSinceCollect() throws(SystemCallError) -> UInt64
     func stop()
@@ -86,6 +90,13 @@ public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
         return out
     }
 
+    public func clear(_ pages: PageRange) throws(SystemCallError) {
+        precondition(uffd >= 0, "clear() before start()")
+        // Without a vector the kernel re-protects the whole range in one walk.
+        var none: [mp_page_region] = []
+        try scan(rearm: true, pages: pages, into: &none) { _ in }
+    }
+
     public func writtenSinceCollect() throws(SystemCallError) -> UInt64 {
         try lifecycle.locked { () throws(SystemCallError) -> UInt64 in
             guard uffd >= 0 else { return 0 }
@@ -96,12 +107,16 @@ public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
         }
     }
 
-    /// One PAGEMAP_SCAN walk over the region for written pages, `vector` at a time; with
-    /// `rearm`, the pages found are write-protected again (the get-and-clear).
-    private func scan(rearm: Bool, into vector: inout [mp_page_region], _ found: (PageRange) -> Void) throws(SystemCallError) {
-        let base = Sys.address(memory.base), end = base + UInt64(memory.byteCount)
+    /// One PAGEMAP_SCAN walk over `pages` (all of the region by default) for written pages,
+    /// `vector` at a time; with `rearm`, the pages found are write-protected again (the
+    /// get-and-clear).
+    private func scan(rearm: Bool, pages: PageRange? = nil, into vector: inout [mp_page_region],
+                      _ found: (PageRange) -> Void) throws(SystemCallError) {
         let pageSize = UInt64(memory.pageSize)
-        var from = base
+        let base = Sys.address(memory.base)
+        let span = pages ?? PageRange(start: 0, count: memory.pageCount)
+        let end = base + span.end * pageSize
+        var from = base + span.start * pageSize
         while from < end {
             var arg = mp_pm_scan_arg()
             arg.size = UInt64(MemoryLayout<mp_pm_scan_arg>.size)
@@ -111,7 +126,7 @@ public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
             arg.category_mask = UInt64(MP_PAGE_IS_WRITTEN)
             arg.return_mask = UInt64(MP_PAGE_IS_WRITTEN)
             let filled = try vector.withUnsafeMutableBufferPointer { vec throws(SystemCallError) in
-                arg.vec = Sys.address(vec.baseAddress!)
+                arg.vec = vec.baseAddress.map { Sys.address($0) } ?? 0
                 arg.vec_len = UInt64(vec.count)
                 return try Sys.pagemapScan(pagemap, &arg)
             }

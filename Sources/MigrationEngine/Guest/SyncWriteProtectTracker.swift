@@ -117,6 +117,17 @@ public final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
         }
     }
 
+    public func clear(_ pages: PageRange) throws(SystemCallError) {
+        guard let state else { preconditionFailure("clear() before start()") }
+        // Under the monitor, as in `collect()`: a fault waiting for it is recorded after.
+        try state.monitor.locked { () throws(SystemCallError) in
+            if let failure = state.failure { throw failure }
+            state.dirty.remove(pages)
+            try Sys.uffdWriteProtect(state.uffd, state.base + pages.start * state.pageSize, pages.count * state.pageSize,
+                                     protect: true)
+        }
+    }
+
     public func writtenSinceCollect() throws(SystemCallError) -> UInt64 {
         let current = stateLock.locked { state }
         return current.map { s in s.monitor.locked { s.dirty.count } } ?? 0

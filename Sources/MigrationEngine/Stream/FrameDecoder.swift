@@ -51,6 +51,10 @@ public struct FrameDecoder: Sendable {
         if free < n { buffer.append(contentsOf: repeatElement(0, count: max(n - free, buffer.count))) }
     }
 
+    /// Makes room for a receive of `n` bytes now (the buffer's memory is touched), so that the
+    /// first `receive(atMost: n)` does not pay for it.
+    public mutating func reserve(_ n: Int) { makeRoom(n) }
+
     public mutating func feed(_ chunk: UnsafeRawBufferPointer) {
         guard !chunk.isEmpty else { return }
         makeRoom(chunk.count)
