@@ -40,7 +40,8 @@ whatif-table: release
 	@scripts/whatif-table.py .build/release/migpilot
 
 # Prints Benchmarks/README.md's prediction table: every dataset replayed by the embedded engine
-# under precopy and adaptive at 1 Gbit/s (5 runs each, median) against whatif (≈ 30 minutes).
+# under precopy and adaptive at 1 Gbit/s (7 runs each, median) against whatif, its calibration
+# runs interleaved with the rows' (≈ 40 minutes).
 prediction-table: release
 	@scripts/prediction-vs-measurement.py .build/release/migpilot
 

@@ -8,7 +8,7 @@ one row per trace and policy, then the median and p90 of |error| for total time 
 
 The cap holds precopy's passes back, not the stop-and-copy, which the engine (as QEMU) sends
 as fast as the link takes it: whatif is given that rate as --switchover-bandwidth, the engine's
-uncapped rate over loopback into populated memory, measured here first (median of 3) unless
+uncapped rate over loopback into populated memory, measured here too (median of 3) unless
 given. The switch's own work (whatif's --switchover-* and --postcopy-switch-* options) is
 measured here too, at the table's cap, median of 5 each (9 for the terms of short runs):
 stop-and-copies with nothing pending of two guest sizes (the fixed part) and one with
@@ -22,7 +22,12 @@ pages land on fresh small pages, as a stop after pass 1 does. The calibration pr
 stop carried as the engine counted it (the summary's stop_pages, stop_runs and
 stop_fresh_pages), and every migration starts after SETTLE_S of quiet.
 
-Usage: scripts/prediction-vs-measurement.py path/to/migpilot [--runs 5] [--horizon 45s]
+The migrations run interleaved: a round takes one run of every row and every calibration
+term, and rounds follow until each has its runs. This machine's speed drifts over minutes
+(a row's median of 7 moved by ±17 % between tables), and run one after another a row's runs
+met whatever minutes they fell in, while the calibration met others.
+
+Usage: scripts/prediction-vs-measurement.py path/to/migpilot [--runs 7] [--horizon 45s]
        [--bandwidth 1Gbit/s] [--switchover-bandwidth 1500MB/s] [--switchover-costs "--switchover-fixed 5ms ..."]
        [--policy policies/precopy.yaml ...] [--trace datasets/x.trace ...] [--json FILE]
 """
@@ -71,27 +76,72 @@ def migrate(cmd):
     return lines
 
 
-def measure(migpilot, trace, policy, bandwidth, memory_bytes, horizon):
-    """One real migration; its summary with the load average it started under."""
+class Job:
+    """`want` runs of one `migpilot migrate --json` command, taken one a round with every other
+    job's (`run_interleaved`), so that the machine's slow and fast minutes fall on every row and
+    every calibration term alike instead of on whichever ran then. A row (`row`) keeps every
+    run, completed or not, and is done once most of its runs cannot finish (its outcome is then
+    decided, and each further run would wait out the horizon). A calibration run that
+    `problem` finds fault with (it names the fault) is reported and not counted, up to twice as
+    many attempts as wanted."""
+
+    def __init__(self, name, cmd, want, problem=None, row=False):
+        self.name, self.cmd, self.want, self.problem, self.row = name, cmd, want, problem, row
+        self.results = []
+        self.attempts = 0
+
+    def done(self):
+        if self.row:
+            failed = sum(r["status"] != "completed" for r in self.results)
+            return len(self.results) >= self.want or failed * 2 > self.want
+        return len(self.results) >= self.want or self.attempts >= 2 * self.want
+
+    def run_once(self):
+        self.attempts += 1
+        summary = migrate(self.cmd)[-1]
+        if self.row and summary.get("status") == "completed" and not summary.get("verified"):
+            sys.exit(f"verification failed: {' '.join(self.cmd)}: {summary.get('detail')}")
+        fault = None if self.row else self.problem(summary)
+        if fault:
+            print(f"{self.name}: {fault}, not counted: {' '.join(self.cmd)}", file=sys.stderr, flush=True)
+            return
+        self.results.append(summary)
+
+
+def run_interleaved(jobs):
+    """Runs every job until it is done, one run of each a round."""
+    rounds = 0
+    while pending := [j for j in jobs if not j.done()]:
+        rounds += 1
+        for j in pending:
+            print(f"round {rounds}: {j.name} run {len(j.results) + 1}/{j.want}", file=sys.stderr, flush=True)
+            j.run_once()
+
+
+def row_job(migpilot, trace, policy, bandwidth, memory_bytes, horizon, runs):
+    """A real migration of a dataset trace, `runs` times."""
     cmd = [migpilot, "migrate", "--policy", policy, "--memory", f"{memory_bytes}B", "--workload", f"trace:{trace}",
            "--bandwidth", bandwidth, "--timeout", horizon, "--json"] + NO_MANUAL_RECOVERY
-    summary = migrate(cmd)[-1]
-    if summary.get("status") == "completed" and not summary.get("verified"):
-        sys.exit(f"verification failed: {' '.join(cmd)}: {summary.get('detail')}")
-    return summary
+    return Job(f"{os.path.basename(trace)} {os.path.basename(policy)}", cmd, runs, row=True)
 
 
-def uncapped_rate(migpilot):
+def uncapped_job(migpilot):
     """The engine's rate with no cap: a filled 512 MiB guest over loopback into populated memory,
-    completed in precopy under precopy.yaml."""
-    rates = []
-    for _ in range(3):
-        summary = migrate([migpilot, "migrate", "--policy", "policies/precopy.yaml", "--memory", "512MiB",
-                           "--workload", "fill:512MiB", "--json", "--mem-prealloc"])[-1]
+    completed in precopy under precopy.yaml (median of 3)."""
+    cmd = [migpilot, "migrate", "--policy", "policies/precopy.yaml", "--memory", "512MiB",
+           "--workload", "fill:512MiB", "--json", "--mem-prealloc"]
+
+    def problem(summary):
         if summary.get("status") != "completed" or summary.get("postcopy_time_s") is not None:
-            sys.exit(f"the uncapped run did not complete in precopy: {summary}")
-        rates.append(summary["transferred_bytes"] / summary["total_time_s"])
-    return statistics.median(rates)
+            return f"the uncapped run did not complete in precopy ({summary.get('status')})"
+        return None
+    return Job("uncapped rate", cmd, 3, problem)
+
+
+def uncapped_rate(job):
+    if not job.results:
+        sys.exit(f"no uncapped run completed in precopy: {' '.join(job.cmd)}")
+    return statistics.median(r["transferred_bytes"] / r["total_time_s"] for r in job.results)
 
 
 # A postcopy run whose recovery retries ran out ends paused at once (exit 75, not completed)
@@ -105,106 +155,127 @@ SHORT_RUN_TERMS_RUNS = 9
 STAMP_BYTES = 8
 
 
-def median_run(migpilot, policy, mib, workloads, bandwidth, discard="auto", postcopy=False, limit="1ms", prealloc=False, runs=5):
-    """Medians over `runs` completed migrations of a `mib` MiB guest at the table's `bandwidth`
-    (downtime, and what the stop carried as the engine counted it: pages, runs and, at the
-    local destination, fresh pages), with the downtime limit `limit` (1 ms: precopy stops or switches with
-    almost nothing pending; None: the policy's) and the destination dropping stale pages as
-    `discard` says, on populated memory if `prealloc`. Capped as the table's runs are, so that
-    the destination keeps up with the stream: uncapped, the switch found it tens of
-    milliseconds behind (pass 1's bytes still in the sockets and its first touches), which no
-    term of the model is. One that does not complete (a postcopy link that broke and stayed
-    paused), or that was to switch to postcopy (`postcopy`) and did not, is reported and run
-    again, up to twice as many attempts."""
-    done = []
+def calibration_job(migpilot, name, policy, mib, workloads, bandwidth, discard="auto", postcopy=False, limit="1ms",
+                    prealloc=False, runs=5):
+    """`runs` completed migrations of a `mib` MiB guest at the table's `bandwidth`, with the
+    downtime limit `limit` (1 ms: precopy stops or switches with almost nothing pending; None:
+    the policy's) and the destination dropping stale pages as `discard` says, on populated
+    memory if `prealloc`. Capped as the table's runs are, so that the destination keeps up
+    with the stream: uncapped, the switch found it tens of milliseconds behind (pass 1's bytes
+    still in the sockets and its first touches), which no term of the model is. One that does
+    not complete (a postcopy link that broke and stayed paused), or that was to switch to
+    postcopy (`postcopy`) and did not, is not counted."""
     cmd = [migpilot, "migrate", "--policy", policy, "--memory", f"{mib}MiB", "--bandwidth", bandwidth,
            "--postcopy-discard", discard, "--json"] + NO_MANUAL_RECOVERY
     cmd += ["--downtime-limit", limit] if limit else []
     cmd += ["--mem-prealloc"] if prealloc else []
     for w in workloads:
         cmd += ["--workload", w]
-    for _ in range(2 * runs):
-        if len(done) == runs:
-            break
-        summary = migrate(cmd)[-1]
+
+    def problem(summary):
         if summary.get("status") != "completed":
-            print(f"calibration run did not complete ({summary.get('status')}): {' '.join(cmd)}", file=sys.stderr, flush=True)
-            continue
+            return f"calibration run did not complete ({summary.get('status')})"
         if postcopy and summary.get("postcopy_time_s") is None:
-            print(f"calibration run completed without switching to postcopy: {' '.join(cmd)}", file=sys.stderr, flush=True)
-            continue
-        done.append(summary)
+            return "calibration run completed without switching to postcopy"
+        return None
+    return Job(f"calibration: {name}", cmd, runs, problem)
+
+
+def medians(job):
+    """A calibration job's medians: downtime, and what the stop carried as the engine counted
+    it (pages, runs and, at the local destination, fresh pages)."""
+    done = job.results
     if not done:
-        sys.exit(f"no calibration run completed: {' '.join(cmd)}")
+        sys.exit(f"no calibration run completed: {' '.join(job.cmd)}")
     med = lambda f: statistics.median(f(x) for x in done)
     return {"downtime": med(lambda x: x["downtime_s"]), "pages": med(lambda x: x["stop_pages"]), "runs": med(lambda x: x["stop_runs"]),
             "fresh": med(lambda x: x["stop_fresh_pages"] or 0)}
 
 
-def switchover_costs(migpilot, rate, bandwidth):
+SMALL_MIB, LARGE_MIB = 128, 512
+# The writer whose pages make a stop's or a switch's short runs, in pages a second.
+WRITES = 5000
+
+
+def calibration_jobs(migpilot, bandwidth, tmp):
+    """The migrations whatif's switch terms are measured from (`switchover_costs` says how),
+    each a median of 5 runs (9 for the terms of short runs); synthetic traces go to `tmp`."""
+    small, large, writes = SMALL_MIB, LARGE_MIB, WRITES
+    after_pass = "policies/libvirt-postcopy-after-precopy.yaml"
+    sweep_rate = 200000
+
+    def synth(kind, rate, region):
+        path = os.path.join(tmp, f"{kind}-{region}.trace")
+        subprocess.run([migpilot, "trace", "synth", "--kind", kind, "--memory", f"{large}MiB", "--rate", str(rate),
+                        "--duration", "30s", "--initial", "data", "--region", f"0MiB:{region}MiB", "-o", path], check=True)
+        return f"trace:{path}"
+    job = lambda name, *a, **k: calibration_job(migpilot, name, *a, **k)
+    return {
+        "stop-small": job("stop-small", "policies/precopy.yaml", small, [f"fill:{small}MiB"], bandwidth),
+        "stop-large": job("stop-large", "policies/precopy.yaml", large, [f"fill:{large}MiB"], bandwidth),
+        "scattered": job("scattered", "policies/precopy.yaml", large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth,
+                         limit=None, runs=SHORT_RUN_TERMS_RUNS),
+        "empty": job("empty", after_pass, large, [f"fill:{large // 2}MiB", "uniform:rate=100"], bandwidth, postcopy=True,
+                     runs=SHORT_RUN_TERMS_RUNS),
+        "dropped": job("dropped", after_pass, large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth, postcopy=True,
+                       runs=SHORT_RUN_TERMS_RUNS),
+        "held": job("held", after_pass, large, [synth("uniform", writes, large)], bandwidth, postcopy=True, runs=SHORT_RUN_TERMS_RUNS),
+        "moved": job("moved", after_pass, large, [synth("sweep", sweep_rate, large)], bandwidth, postcopy=True),
+        "moved-quarter": job("moved-quarter", after_pass, large, [synth("sweep", sweep_rate, large // 4)], bandwidth, postcopy=True),
+        # 4,000 pages/s: what it writes during pass 1 fits the 300 ms budget, and the stop follows.
+        "fresh": job("fresh", "policies/precopy.yaml", large, ["uniform:rate=4000", f"fill:{large // 2}MiB"], bandwidth, limit=None),
+    }
+
+
+def switchover_costs(jobs, rate):
     """whatif's options for the switch's own work, from the engine: downtime = RTT + stamps at
     `rate` + fixed (stop-and-copy; the stamp check comes after the downtime since protocol
     version 4 and keeps whatif's default), + postcopy fixed + per run × stale runs
     + per page × held stale pages (switch to postcopy), for dropped and for moved runs."""
-    small, large = 128, 512
-    pages = {m: m * 256 for m in (small, large)}
-    stop = {m: median_run(migpilot, "policies/precopy.yaml", m, [f"fill:{m}MiB"], bandwidth)["downtime"] for m in (small, large)}
+    small, large = SMALL_MIB, LARGE_MIB
+    m = {name: medians(job) for name, job in jobs.items()}
+    pages = {small: small * 256, large: large * 256}
+    stop = {small: m["stop-small"]["downtime"], large: m["stop-large"]["downtime"]}
     per_guest_page = (stop[large] - stop[small]) / (pages[large] - pages[small])
     fixed = max(0.0, stop[small] - pages[small] * per_guest_page - RTT_S)
-    # A stop with many short runs pending: half the guest filled, a uniform writer over the
-    # other half, stopped under precopy.yaml's 300 ms limit into a fresh destination, as the
-    # rows' are. Past the nothing-pending stop of the same guest and the pages' bytes at `rate`,
-    # the rest is per run of what the engine sent. (Into a pre-populated destination the same
-    # stop was slower: 13 interleaved pairs on 2026-12-06, medians 23.3 against 19.4 ms and
+    # A stop with many short runs pending ("scattered"): half the guest filled, a uniform writer
+    # over the other half, stopped under precopy.yaml's 300 ms limit into a fresh destination,
+    # as the rows' are. Past the nothing-pending stop of the same guest and the pages' bytes at
+    # `rate`, the rest is per run of what the engine sent. (Into a pre-populated destination the
+    # same stop was slower: 13 interleaved pairs on 2026-12-06, medians 23.3 against 19.4 ms and
     # 27.7 against 25.0, where the datasets' precopy stops of its size took 19.8–20.0 ms.)
-    writes = 5000
-    scattered = median_run(migpilot, "policies/precopy.yaml", large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth,
-                           limit=None, runs=SHORT_RUN_TERMS_RUNS)
+    scattered = m["scattered"]
     per_pending_run = max(0.0, (scattered["downtime"] - stop[large] - scattered["pages"] * (4096 + 16) / rate) / scattered["runs"])
-    after_pass = "policies/libvirt-postcopy-after-precopy.yaml"
-    # Nearly nothing stale: a filled guest alone converges at the end of pass 1 and never
-    # switches, so a writer of 100 pages/s keeps pass 2 above the threshold (a few hundred
+    # Nearly nothing stale ("empty"): a filled guest alone converges at the end of pass 1 and
+    # never switches, so a writer of 100 pages/s keeps pass 2 above the threshold (a few hundred
     # stale runs, well under a millisecond).
-    empty = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", "uniform:rate=100"], bandwidth, postcopy=True,
-                       runs=SHORT_RUN_TERMS_RUNS)
-    # Many short stale runs: the uniform writer's pages, dirtied independently, were zero when
-    # pass 1 sent them, so the destination holds next to none of them and the cost is per run
-    # (dropped, as `auto` drops short runs). Past the nearly-nothing-stale switch, per run of
-    # the discard list the engine sent.
-    dropped = median_run(migpilot, after_pass, large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth, postcopy=True,
-                         runs=SHORT_RUN_TERMS_RUNS)
+    # Many short stale runs ("dropped"): the uniform writer's pages, dirtied independently, were
+    # zero when pass 1 sent them, so the destination holds next to none of them and the cost is
+    # per run (dropped, as `auto` drops short runs). Past the nearly-nothing-stale switch, per
+    # run of the discard list the engine sent.
+    empty, dropped = m["empty"], m["dropped"]
     per_run = max(0.0, (dropped["downtime"] - empty["downtime"]) / max(1, dropped["runs"] - empty["runs"]))
     postcopy_fixed = max(0.0, empty["downtime"] - RTT_S - pages[large] * STAMP_BYTES / rate - fixed - per_run * empty["runs"])
-    # Stale pages the destination holds. Dropped: what `auto` drops is short runs, so the same
-    # uniform writer over a guest whose every page holds data (pass 1 sent each page, and the
-    # writer rewrites them one by one): past the per-run cost, per held page. (One sweep's
-    # whole guest in one run, dropped, priced a page at 0.30 µs, a run `auto` would move, and
-    # the adaptive rows' switches came out 2.4–7.7 ms above the measured ones.) Moved (`auto`, as
-    # long runs are): a sweep over such a guest rewrites, in pass 1, pages pass 1 has already
-    # sent, in one or two runs, each moved out after the fixed cost of moving at all, which a
-    # second sweep over a quarter of the guest (the rest zero) tells apart.
-    sweep_rate = 200000
-    with tempfile.TemporaryDirectory() as tmp:
-        def synth(kind, rate, region):
-            path = os.path.join(tmp, f"{kind}-{region}.trace")
-            subprocess.run([migpilot, "trace", "synth", "--kind", kind, "--memory", f"{large}MiB", "--rate", str(rate),
-                            "--duration", "30s", "--initial", "data", "--region", f"0MiB:{region}MiB", "-o", path], check=True)
-            return f"trace:{path}"
-        scattered_held, whole, quarter = synth("uniform", writes, large), synth("sweep", sweep_rate, large), synth("sweep", sweep_rate, large // 4)
-        held = median_run(migpilot, after_pass, large, [scattered_held], bandwidth, postcopy=True, runs=SHORT_RUN_TERMS_RUNS)
-        moved = median_run(migpilot, after_pass, large, [whole], bandwidth, postcopy=True)
-        moved_quarter = median_run(migpilot, after_pass, large, [quarter], bandwidth, postcopy=True)
+    # Stale pages the destination holds. Dropped ("held"): what `auto` drops is short runs, so
+    # the same uniform writer over a guest whose every page holds data (pass 1 sent each page,
+    # and the writer rewrites them one by one): past the per-run cost, per held page. (One
+    # sweep's whole guest in one run, dropped, priced a page at 0.30 µs, a run `auto` would
+    # move, and the adaptive rows' switches came out 2.4–7.7 ms above the measured ones.) Moved
+    # (`auto`, as long runs are): a sweep over such a guest ("moved") rewrites, in pass 1, pages
+    # pass 1 has already sent, in one or two runs, each moved out after the fixed cost of moving
+    # at all, which a second sweep over a quarter of the guest ("moved-quarter", the rest zero)
+    # tells apart.
+    held, moved, moved_quarter = m["held"], m["moved"], m["moved-quarter"]
     per_page = max(0.0, (held["downtime"] - empty["downtime"] - per_run * (held["runs"] - empty["runs"])) / held["pages"])
     per_moved_page = max(0.0, (moved["downtime"] - moved_quarter["downtime"]) / max(1, moved["pages"] - moved_quarter["pages"]))
     move_fixed = max(0.0, moved_quarter["downtime"] - empty["downtime"] - per_moved_page * moved_quarter["pages"])
     # The datasets' destinations are fresh: a pending page that lands where no data was written
     # yet pays its first touch, which `rate` (into populated memory) does not contain. Measured
-    # as the datasets' stops meet it, scattered and on small pages (a stop after pass 1): the
-    # same writer, its half of the guest first, so that pass 1 sends it as zero pages at once
-    # and what it writes while pass 1 sends the filled half is fresh at the stop. Past the
+    # as the datasets' stops meet it ("fresh"), scattered and on small pages (a stop after pass
+    # 1): the same writer, its half of the guest first, so that pass 1 sends it as zero pages at
+    # once and what it writes while pass 1 sends the filled half is fresh at the stop. Past the
     # nothing-pending stop, the bytes and the runs, per fresh page (the destination counts them).
-    # (4,000 pages/s: what it writes during pass 1 fits the 300 ms budget, and the stop follows.)
-    fresh = median_run(migpilot, "policies/precopy.yaml", large, ["uniform:rate=4000", f"fill:{large // 2}MiB"], bandwidth, limit=None)
+    fresh = m["fresh"]
     first_touch = max(0.0, (fresh["downtime"] - stop[large] - fresh["pages"] * (4096 + 16) / rate - per_pending_run * fresh["runs"])
                       / max(1, fresh["fresh"]))
     ms = lambda run: f"{run['downtime'] * 1e3:.1f} ms"
@@ -250,7 +321,7 @@ def fmt(v, scale=1.0, digits=2):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("migpilot")
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=7, help="runs a row (default 7)")
     ap.add_argument("--horizon", default="45s", help="migrate --timeout and whatif --horizon")
     ap.add_argument("--bandwidth", default="1Gbit/s")
     ap.add_argument("--switchover-bandwidth", help="whatif's rate for the stop-and-copy, in MB/s (default: measured)")
@@ -263,30 +334,26 @@ def main():
     policies = args.policy or ["policies/precopy.yaml", "policies/adaptive.yaml"]
     traces = args.trace or sorted(glob.glob("datasets/*.trace"))
 
-    if not args.switchover_bandwidth:
-        print("measuring the engine's uncapped rate", file=sys.stderr, flush=True)
-        args.switchover_bandwidth = f"{uncapped_rate(args.migpilot) / 1e6:.0f}MB/s"
-    if not args.switchover_costs:
-        print("measuring the engine's switchover costs", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        uncapped = None if args.switchover_bandwidth else uncapped_job(args.migpilot)
+        calibration = {} if args.switchover_costs else calibration_jobs(args.migpilot, args.bandwidth, tmp)
+        rows_jobs = []
+        for trace in traces:
+            info = trace_info(args.migpilot, trace)
+            memory = info["pages"] * info["page_size"]
+            for policy in policies:
+                rows_jobs.append((trace, policy, row_job(args.migpilot, trace, policy, args.bandwidth, memory, args.horizon, args.runs)))
+        run_interleaved(([uncapped] if uncapped else []) + list(calibration.values()) + [j for _, _, j in rows_jobs])
+    if uncapped:
+        args.switchover_bandwidth = f"{uncapped_rate(uncapped) / 1e6:.0f}MB/s"
+    if calibration:
         rate = float(args.switchover_bandwidth.removesuffix("MB/s")) * 1e6
-        args.switchover_costs = " ".join(switchover_costs(args.migpilot, rate, args.bandwidth))
+        args.switchover_costs = " ".join(switchover_costs(calibration, rate))
     rows = []
-    for trace in traces:
-        info = trace_info(args.migpilot, trace)
-        memory = info["pages"] * info["page_size"]
-        for policy in policies:
-            runs = []
-            for i in range(args.runs):
-                print(f"measuring {os.path.basename(trace)} {os.path.basename(policy)} run {i + 1}/{args.runs}",
-                      file=sys.stderr, flush=True)
-                runs.append(measure(args.migpilot, trace, policy, args.bandwidth, memory, args.horizon))
-                # Once most of the runs cannot finish, the row's outcome is decided (`row` judges
-                # on the outcome of most runs), and each further run would wait out the horizon.
-                if sum(r["status"] != "completed" for r in runs) * 2 > args.runs:
-                    break
-            predicted = predict(args.migpilot, trace, policy, args.bandwidth, args.switchover_bandwidth,
-                                args.switchover_costs.split(), args.horizon)
-            rows.append(row(trace, policy, runs, predicted))
+    for trace, policy, job in rows_jobs:
+        predicted = predict(args.migpilot, trace, policy, args.bandwidth, args.switchover_bandwidth,
+                            args.switchover_costs.split(), args.horizon)
+        rows.append(row(trace, policy, job.results, predicted))
     report(rows, args)
     if args.json:
         with open(args.json, "w") as f:
