@@ -41,8 +41,8 @@ public enum DirtyTracking {
 /// marks the page written) read and re-armed by one PAGEMAP_SCAN per `collect()`.
 public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     // @unchecked: `collect()` and `start()`/`stop()` are called by one thread at a time (the
-    // migration's); `writtenSinceCollect()` may run on another, so it and `stop()` hold
-    // `lifecycle` (the descriptors must not close under a scan).
+    // migration's); `writtenSinceCollect()` and `clear(_:)` may run on another, so they and
+    // `stop()` hold `lifecycle` (the descriptors must not close under a scan).
     public let memory: GuestMemory
     public let mechanism = "userfaultfd write-protect (async) + PAGEMAP_SCAN"
     static let features = UInt64(MP_UFFD_FEATURE_WP_ASYNC | MP_UFFD_FEATURE_WP_UNPOPULATED)
@@ -91,10 +91,14 @@ public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     }
 
     public func clear(_ pages: PageRange) throws(SystemCallError) {
-        precondition(uffd >= 0, "clear() before start()")
-        // Without a vector the kernel re-protects the whole range in one walk.
-        var none: [mp_page_region] = []
-        try scan(rearm: true, pages: pages, into: &none) { _ in }
+        // Under `lifecycle`: a migration that ends early may stop the tracker while a clear
+        // runs on its own thread; once stopped there is nothing left to clear.
+        try lifecycle.locked { () throws(SystemCallError) in
+            guard uffd >= 0 else { return }
+            // Without a vector the kernel re-protects the whole range in one walk.
+            var none: [mp_page_region] = []
+            try scan(rearm: true, pages: pages, into: &none) { _ in }
+        }
     }
 
     public func writtenSinceCollect() throws(SystemCallError) -> UInt64 {

@@ -17,7 +17,8 @@ public final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     public let mechanism: String
     private let useUnpopulatedMarkers: Bool
     private var state: State?
-    /// Guards `state` against `writtenSinceCollect()` on another thread while `stop()` clears it.
+    /// Guards `state` against `writtenSinceCollect()` and `clear(_:)` on another thread while
+    /// `stop()` clears it.
     private let stateLock = Monitor()
     private var handler: pthread_t?
 
@@ -118,13 +119,17 @@ public final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     }
 
     public func clear(_ pages: PageRange) throws(SystemCallError) {
-        guard let state else { preconditionFailure("clear() before start()") }
-        // Under the monitor, as in `collect()`: a fault waiting for it is recorded after.
-        try state.monitor.locked { () throws(SystemCallError) in
-            if let failure = state.failure { throw failure }
-            state.dirty.remove(pages)
-            try Sys.uffdWriteProtect(state.uffd, state.base + pages.start * state.pageSize, pages.count * state.pageSize,
-                                     protect: true)
+        // Under `stateLock`, which `stop()` takes before it closes anything: a migration that
+        // ends early may stop the tracker while a clear runs on its own thread.
+        try stateLock.locked { () throws(SystemCallError) in
+            guard let state else { return }
+            // Under the monitor, as in `collect()`: a fault waiting for it is recorded after.
+            try state.monitor.locked { () throws(SystemCallError) in
+                if let failure = state.failure { throw failure }
+                state.dirty.remove(pages)
+                try Sys.uffdWriteProtect(state.uffd, state.base + pages.start * state.pageSize, pages.count * state.pageSize,
+                                         protect: true)
+            }
         }
     }
 
@@ -134,14 +139,17 @@ public final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     }
 
     public func stop() {
-        guard let state else { return }
+        // Taken away first, so that no `clear(_:)` or count starts on what is closed below.
+        guard let state = stateLock.locked({ () -> State? in
+            defer { self.state = nil }
+            return self.state
+        }) else { return }
         Sys.signal(wakePipe: state.wake.write)
         if let handler { Sys.join(handler) }
         Sys.uffdUnregister(state.uffd, memory.base, memory.byteCount)
         Sys.close(state.uffd)
         Sys.close(state.wake.read)
         Sys.close(state.wake.write)
-        stateLock.locked { self.state = nil }
         handler = nil
     }
 }
