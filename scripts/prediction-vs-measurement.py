@@ -8,9 +8,9 @@ one row per trace and policy, then the median and p90 of |error| for total time 
 
 The cap holds precopy's passes back, not the stop-and-copy, which the engine (as QEMU) sends
 as fast as the link takes it: whatif is given that rate as --switchover-bandwidth, the engine's
-uncapped rate over loopback into populated memory, measured here too (median of 3) unless
+uncapped rate over loopback into populated memory, measured here too (median of 5) unless
 given. The switch's own work (whatif's --switchover-* and --postcopy-switch-* options) is
-measured here too, at the table's cap, median of 5 each (9 for the terms of short runs):
+measured here too, at the table's cap, median of 7 each (9 for the terms of short runs):
 stop-and-copies with nothing pending of two guest sizes (the fixed part) and one with
 thousands of short runs pending into a fresh destination (per run), a switch to postcopy
 with nothing stale (its fixed part), after a uniform writer (per stale run, dropped), after a
@@ -127,7 +127,7 @@ def row_job(migpilot, trace, policy, bandwidth, memory_bytes, horizon, runs):
 
 def uncapped_job(migpilot):
     """The engine's rate with no cap: a filled 512 MiB guest over loopback into populated memory,
-    completed in precopy under precopy.yaml (median of 3)."""
+    completed in precopy under precopy.yaml (median of 5)."""
     cmd = [migpilot, "migrate", "--policy", "policies/precopy.yaml", "--memory", "512MiB",
            "--workload", "fill:512MiB", "--json", "--mem-prealloc"]
 
@@ -135,7 +135,7 @@ def uncapped_job(migpilot):
         if summary.get("status") != "completed" or summary.get("postcopy_time_s") is not None:
             return f"the uncapped run did not complete in precopy ({summary.get('status')})"
         return None
-    return Job("uncapped rate", cmd, 3, problem)
+    return Job("uncapped rate", cmd, 5, problem)
 
 
 def uncapped_rate(job):
@@ -156,7 +156,7 @@ STAMP_BYTES = 8
 
 
 def calibration_job(migpilot, name, policy, mib, workloads, bandwidth, discard="auto", postcopy=False, limit="1ms",
-                    prealloc=False, runs=5):
+                    prealloc=False, runs=7):
     """`runs` completed migrations of a `mib` MiB guest at the table's `bandwidth`, with the
     downtime limit `limit` (1 ms: precopy stops or switches with almost nothing pending; None:
     the policy's) and the destination dropping stale pages as `discard` says, on populated
@@ -199,7 +199,7 @@ WRITES = 5000
 
 def calibration_jobs(migpilot, bandwidth, tmp):
     """The migrations whatif's switch terms are measured from (`switchover_costs` says how),
-    each a median of 5 runs (9 for the terms of short runs); synthetic traces go to `tmp`."""
+    each a median of 7 runs (9 for the terms of short runs); synthetic traces go to `tmp`."""
     small, large, writes = SMALL_MIB, LARGE_MIB, WRITES
     after_pass = "policies/libvirt-postcopy-after-precopy.yaml"
     sweep_rate = 200000
