@@ -3,7 +3,7 @@ import Traces
 
 /// The start of pass 1 forgets what the guest wrote before it (QEMU starts from an all-ones
 /// bitmap and a cleared log). Done as one scan before the first page, it held the sender back
-/// 5–6.5 ms on a 448 MiB guest here; this clears the log a chunk at a time on a thread of its
+/// 4.9–6.5 ms on a 448 MiB guest here; this clears the log a chunk at a time on a thread of its
 /// own, ahead of the sender, as KVM's manual dirty-log protection lets QEMU clear each chunk
 /// just before it sends it. Pass 1 sends a page only once its chunk is cleared: a write before
 /// the clear is in what is sent, a write after it is in the next pass.

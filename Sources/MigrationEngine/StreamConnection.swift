@@ -29,8 +29,8 @@ final class StreamConnection: @unchecked Sendable {
 
     /// Touches the memory of the encoder's first flush (and of a data frame or two past it,
     /// what a batch may overrun by) and of the decoder's first receive now: left to the
-    /// migration, their first touch (≈ 1,300 and 256 page faults, 6–20 µs each on this
-    /// machine) would be the sender's in pass 1, and the wait for `hello-ack` (1.5–3.4 ms).
+    /// migration, their first touch would be the sender's in pass 1 (≈ 1,300 page faults,
+    /// 6–20 ms on this machine) and in the wait for `hello-ack` (256 faults, 0.5–3.4 ms).
     func touchBuffers() {
         encoder.touch(Self.flushBytes + (1 << 20))
         decoder.reserve(Self.receiveBytes)

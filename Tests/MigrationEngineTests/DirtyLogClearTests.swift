@@ -3,10 +3,6 @@ import Traces
 @testable import MigrationEngine
 
 @Suite struct DirtyLogClearTests {
-    private func trackers(_ memory: GuestMemory) throws -> [any DirtyTracker] {
-        [try AsyncWriteProtectTracker(memory: memory), try SyncWriteProtectTracker(memory: memory)]
-    }
-
     @Test(arguments: 0..<2)
     func forgetsWhatWasWrittenBeforeAndReportsWhatComesAfter(kind: Int) throws {
         // Several chunks, the last one short.

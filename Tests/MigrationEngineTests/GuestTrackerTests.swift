@@ -16,7 +16,8 @@ private func write(_ ranges: [PageRange], in memory: GuestMemory, value: UInt8 =
     }
 }
 
-private func trackers(_ memory: GuestMemory) throws -> [any DirtyTracker] {
+/// The three trackers: async, synchronous, synchronous with the region populated at start.
+func trackers(_ memory: GuestMemory) throws -> [any DirtyTracker] {
     [try AsyncWriteProtectTracker(memory: memory), try SyncWriteProtectTracker(memory: memory),
      try SyncWriteProtectTracker(memory: memory, unpopulatedMarkers: false)]
 }
