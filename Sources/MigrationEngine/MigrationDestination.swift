@@ -107,6 +107,9 @@ public final class MigrationDestination: @unchecked Sendable {
         /// The guest that will run here, made at `hello` (its table zeroed, its traces opened)
         /// so that none of that is in the downtime; started at the switch or the completion.
         var guest: Guest?
+        /// From `postcopy-listen` (version 5) to `postcopy-start`: the memory registered and
+        /// the stale pages dropped, the guest not yet running here.
+        var listening: PostcopyFaults?
         var faults: PostcopyFaults?
         var recoveries = 0
         /// Pages a data run has written here (before postcopy), so that a zero run need not
@@ -214,10 +217,23 @@ public final class MigrationDestination: @unchecked Sendable {
             case let .stamps(start, sequences):
                 session.stamps.replaceSubrange(Int(start)..<Int(start) + sequences.count, with: sequences)
                 session.stampsArrived += UInt64(sequences.count)
+            case let .postcopyListen(discard):
+                // The switch begins with the guest still running on the source: what is stale so
+                // far is dropped now, outside the downtime.
+                session.listening = try PostcopyFaults(memory: memory, stale: discard, untouched: session.untouched(of: memory.pageCount),
+                                                       discard: postcopyDiscard) { [self] ranges in request(ranges) }
+                try reply(.postcopyListenAck, &session.state, connection)
             case let .postcopyStart(discard):
                 let snapshot = try snapshot(progress: session.progress, stamps: session.stamps, arrived: session.stampsArrived)
-                let pageFaults = try PostcopyFaults(memory: memory, stale: discard, untouched: session.untouched(of: memory.pageCount),
+                let pageFaults: PostcopyFaults
+                if let listening = session.listening {
+                    try listening.drop(discard)
+                    pageFaults = listening
+                    session.listening = nil
+                } else {
+                    pageFaults = try PostcopyFaults(memory: memory, stale: discard, untouched: session.untouched(of: memory.pageCount),
                                                     discard: postcopyDiscard) { [self] ranges in request(ranges) }
+                }
                 try pageFaults.start()
                 session.faults = pageFaults
                 try startGuest(snapshot, session.guest)
@@ -245,12 +261,10 @@ public final class MigrationDestination: @unchecked Sendable {
                 unwatch()
                 // After a stopped copy the guest runs here before the source hears that it may
                 // stop for good: the downtime the source measures ends when this guest resumes,
-                // as postcopy's does. Version 4 says so at once and checks afterwards, with the
-                // guest paused again, so that the check (migpilot's proof, which no real
-                // migration makes) is not in the downtime; version 3 checks first.
+                // as postcopy's does. It says so at once and checks afterwards, so that the
+                // check (migpilot's proof, which no real migration makes) is not in the downtime.
                 let stoppedCopy = session.faults == nil
-                let runsFirst = session.state.owedAck == .guestRunning
-                if runsFirst {
+                if stoppedCopy {
                     try startGuest(session)
                     try reply(.guestRunning, &session.state, connection)
                 }
@@ -262,9 +276,6 @@ public final class MigrationDestination: @unchecked Sendable {
                                                 knownZero: { [session, guest, pageCount = memory.pageCount] in
                                                     session.faults?.untouchedPages ?? session.untouched(of: pageCount, unwrittenBy: guest) })
                 session.faults?.stop()
-                if stoppedCopy, !runsFirst, verified {
-                    try startGuest(session)
-                }
                 if stoppedCopy, !verified, let guest {
                     // The source's guest goes on: this one, run on memory that failed its check, ends.
                     guest.stop()

@@ -28,66 +28,74 @@ final class PostcopyFaults: @unchecked Sendable {
     /// Why the fault thread stopped early, if it did.
     private(set) var failure: (any Error)?
 
-    /// Where the stale pages went (`moveOut`), to be freed once the guest runs here.
-    private var moved: (base: UnsafeMutableRawPointer, size: Int)?
-    /// Stale pages (holes among them included) moved out rather than freed at the switch.
-    let pagesMovedOut: UInt64
+    /// Where stale pages went (`moveOut`), to be freed once the guest runs here.
+    private var moved: [(base: UnsafeMutableRawPointer, size: Int)] = []
+    private let mode: StaleRunDrop
+    /// Stale pages (holes among them included) moved out rather than freed.
+    private(set) var pagesMovedOut: UInt64 = 0
 
     /// Whether this kernel's userfaultfd can move pages (UFFDIO_MOVE, Linux 6.8+).
     static let canMove = ((try? Sys.uffdSupportedFeatures()) ?? 0) & UInt64(MP_UFFD_FEATURE_MOVE) != 0
 
-    /// Registers the region and drops the `stale` pages (they will come again); the pages
-    /// outside `stale` that the destination has received count as present, those of them in
-    /// `untouched` as zero pages never touched. `request` sends a page request on the return
-    /// path; it is called from the fault thread.
-    ///
-    /// The drop is inside the downtime, and freeing a page costs ≈ 0.25 µs here (numpy-stencil:
-    /// 125,000 held stale pages in 12 runs, 30 ms). So runs long enough (`StaleRunDrop`, `mode`) are
-    /// moved out instead (UFFDIO_MOVE into a scratch region, 11 ms there) and freed later, on a
-    /// thread of their own (`freeMovedPages()`); short runs (memcached: 17,000 runs of about
-    /// two pages), a kernel without UFFDIO_MOVE and a run it will not move get MADV_DONTNEED.
+    /// Registers the region and drops the `stale` pages (`drop`); the pages outside `stale`
+    /// that the destination has received count as present, those of them in `untouched` as
+    /// zero pages never touched. `request` sends a page request on the return path; it is
+    /// called from the fault thread.
     init(memory: GuestMemory, stale: [PageRange], untouched: PageBitmap, discard mode: StaleRunDrop = .auto,
          request: @escaping @Sendable ([PageRange]) throws -> Void) throws(SystemCallError) {
         self.memory = memory
         self.request = request
         self.untouched = untouched
+        self.mode = Self.canMove ? mode : .drop
         received = PageBitmap(pages: memory.pageCount)
         received.insertAll(below: memory.pageCount)
         requested = PageBitmap(pages: memory.pageCount)
-        for r in stale {
-            received.remove(r)
-            self.untouched.remove(r)
-        }
         let fd = try Sys.uffdOpen(features: Self.canMove ? UInt64(MP_UFFD_FEATURE_MOVE) : 0)
         do throws(SystemCallError) {
             try Sys.uffdRegister(fd, memory.base, memory.byteCount, mode: UInt64(MP_UFFDIO_REGISTER_MODE_MISSING))
-            let moves = (Self.canMove ? mode : .drop).moves(runsOf: stale.map(\.count))
-            let long = zip(stale, moves).filter(\.1).map(\.0)
-            var toDiscard = zip(stale, moves).filter { !$0.1 }.map(\.0)
-            let longBytes = Int(long.pageCount) * memory.pageSize
-            if longBytes > 0, let scratch = try? Sys.mapAnonymous(longBytes) {
-                moved = (scratch, longBytes)
-                let registered = (try? Sys.uffdRegister(fd, scratch, longBytes, mode: UInt64(MP_UFFDIO_REGISTER_MODE_MISSING))) != nil
-                let unmoved = registered ? Sys.moveOut(long, of: memory.base, pageSize: memory.pageSize, uffd: fd, to: scratch) : long
-                pagesMovedOut = long.pageCount - unmoved.pageCount
-                toDiscard += unmoved
-            } else {
-                pagesMovedOut = 0
-                toDiscard += long
-            }
-            try Sys.discard(toDiscard, of: memory.base, pageSize: memory.pageSize)
             wake = try Sys.wakePipe()
         } catch {
-            if let moved { Sys.free(moved.base, moved.size) }
             Sys.close(fd)
             throw error
         }
         self.fd = fd
+        try drop(stale)
+    }
+
+    /// Drops the `stale` pages (they will come again): before the fault thread starts, once at
+    /// the switch and, after `postcopy-listen`, once more for the pages written since.
+    ///
+    /// Inside a downtime freeing a page costs ≈ 0.25 µs here (numpy-stencil: 125,000 held
+    /// stale pages in 12 runs, 30 ms). So runs long enough (`StaleRunDrop`, `mode`) are moved
+    /// out instead (UFFDIO_MOVE into a scratch region, 11 ms there) and freed later, on a
+    /// thread of their own (`freeMovedPages()`); short runs (memcached: 17,000 runs of about
+    /// two pages), a kernel without UFFDIO_MOVE and a run it will not move get MADV_DONTNEED.
+    func drop(_ stale: [PageRange]) throws(SystemCallError) {
+        lock.locked {
+            for r in stale {
+                received.remove(r)
+                untouched.remove(r)
+            }
+        }
+        let moves = mode.moves(runsOf: stale.map(\.count))
+        let long = zip(stale, moves).filter(\.1).map(\.0)
+        var toDiscard = zip(stale, moves).filter { !$0.1 }.map(\.0)
+        let longBytes = Int(long.pageCount) * memory.pageSize
+        if longBytes > 0, let scratch = try? Sys.mapAnonymous(longBytes) {
+            moved.append((scratch, longBytes))
+            let registered = (try? Sys.uffdRegister(fd, scratch, longBytes, mode: UInt64(MP_UFFDIO_REGISTER_MODE_MISSING))) != nil
+            let unmoved = registered ? Sys.moveOut(long, of: memory.base, pageSize: memory.pageSize, uffd: fd, to: scratch) : long
+            pagesMovedOut += long.pageCount - unmoved.pageCount
+            toDiscard += unmoved
+        } else {
+            toDiscard += long
+        }
+        try Sys.discard(toDiscard, of: memory.base, pageSize: memory.pageSize)
     }
 
     deinit {
         stop()
-        if let moved { Sys.free(moved.base, moved.size) }
+        for m in moved { Sys.free(m.base, m.size) }
         Sys.uffdUnregister(fd, memory.base, memory.byteCount)
         Sys.close(fd)
         Sys.close(wake.read)
@@ -99,13 +107,15 @@ final class PostcopyFaults: @unchecked Sendable {
         thread = try Sys.startThread { [self] in serveFaults() }
     }
 
-    /// Frees the stale pages moved out at init, on a thread of its own: call once the guest
-    /// runs here and the source has its answer, so that none of it is in the downtime.
+    /// Frees the stale pages moved out, on a thread of their own: call once the guest runs
+    /// here and the source has its answer, so that none of it is in the downtime.
     func freeMovedPages() throws(SystemCallError) {
-        guard let moved else { return }
-        self.moved = nil
-        let (base, size) = (UInt(bitPattern: moved.base), moved.size)
-        try Sys.startDetachedThread { Sys.free(UnsafeMutableRawPointer(bitPattern: base)!, size) }
+        let regions = moved.map { (UInt(bitPattern: $0.base), $0.size) }
+        moved = []
+        guard !regions.isEmpty else { return }
+        try Sys.startDetachedThread {
+            for (base, size) in regions { Sys.free(UnsafeMutableRawPointer(bitPattern: base)!, size) }
+        }
     }
 
     /// Ends the fault thread (the region stays registered until deinit: a page still missing

@@ -113,6 +113,20 @@ public struct PageBitmap: Sendable, Equatable {
         count += added
     }
 
+    /// Removes every page of `other`.
+    public mutating func subtract(_ other: PageBitmap) {
+        var removed: UInt64 = 0
+        words.withUnsafeMutableBufferPointer { w in
+            other.words.withUnsafeBufferPointer { o in
+                for i in 0..<min(w.count, o.count) where o[i] != 0 {
+                    removed += UInt64((o[i] & w[i]).nonzeroBitCount)
+                    w[i] &= ~o[i]
+                }
+            }
+        }
+        count -= removed
+    }
+
     /// Sets every page below `pages`.
     public mutating func insertAll(below pages: UInt64) { insert(PageRange(start: 0, count: pages)) }
 

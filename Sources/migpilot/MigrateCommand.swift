@@ -78,7 +78,7 @@ struct MigrateCommand: ParsableCommand {
     @Option(help: "Inject link cuts (repeatable): cut:after=postcopy+0.3s,every=0.7s,count=4 or cut:during=recover,count=1.")
     var inject: [String] = []
     @OptionGroup(title: "The local destination (without --to)") var destinationMemory: DestinationMemoryOptions
-    @Flag(help: "Print JSON lines: decisions, then a final summary (status, verified, total_time_s, downtime_s, downtime_bytes, stop_pages, stop_runs, stop_fresh_pages, transferred_bytes, passes, postcopy_time_s, remote_faults, recoveries, paused_s, detail).") var json = false
+    @Flag(help: "Print JSON lines: decisions, then a final summary (status, verified, total_time_s, downtime_s, downtime_bytes, stop_pages, stop_runs, stop_fresh_pages, listen_s, listen_pages, listen_runs, transferred_bytes, passes, postcopy_time_s, remote_faults, recoveries, paused_s, detail).") var json = false
 
     func validate() throws {
         if try qmp.validate(self) { return }
@@ -160,7 +160,7 @@ struct MigrateCommand: ParsableCommand {
                                      downtimeSeconds: s.downtimeSeconds, transferredBytes: s.transferredBytes, passes: s.pass,
                                      postcopyTimeSeconds: engine.postcopySeconds, remoteFaults: Int(engine.remoteFaults), recoveries: engine.recoveries, pausedSeconds: engine.pausedSeconds,
                                      detail: engine.destinationDetail ?? outcome.stoppedBecause ?? "", stop: engine.stopLoad,
-                                     stopFreshPages: (try? destinationReport?.get())?.stopFreshPages)
+                                     stopFreshPages: (try? destinationReport?.get())?.stopFreshPages, listen: engine.listenLoad)
         // The workload runs on at a local destination: count its writes for a moment.
         let runningOn = s.state == .completed ? local?.destinationWrites(during: 0.25) : nil
         try drive.finish(summary, table: summary.rows(s) + (runningOn.map { [["destination", "the workload runs on: \($0) page writes in 250 ms"]] } ?? []))
@@ -255,6 +255,9 @@ struct MigrateSummary: Encodable {
     /// Of the stop's pages, those that landed where the local destination held no data yet
     /// (nil with `--to`: the destination is another process).
     var stopFreshPages: UInt64? = nil
+    /// What a switch to postcopy dropped before the guest stopped (the embedded engine with a
+    /// destination of protocol version 5).
+    var listen: ListenLoad? = nil
 
     enum CodingKeys: String, CodingKey {
         case status, verified, passes, recoveries, detail
@@ -268,6 +271,9 @@ struct MigrateSummary: Encodable {
         case stopPages = "stop_pages"
         case stopRuns = "stop_runs"
         case stopFreshPages = "stop_fresh_pages"
+        case listenSeconds = "listen_s"
+        case listenPages = "listen_pages"
+        case listenRuns = "listen_runs"
     }
 
     /// The human table's rows for a migration that ended in `s`.
@@ -276,6 +282,7 @@ struct MigrateSummary: Encodable {
             ["status", s.state.rawValue], ["verified", verified ? "yes: \(detail)" : "NO: \(detail)"],
             ["total time", "\(formatFixed(s.elapsedSeconds, decimals: 2)) s"],
             ["downtime", s.downtimeSeconds.map { "\(formatFixed($0 * 1000, decimals: 1)) ms" } ?? "-"],
+            ["listen", listen.map { "\($0.pages) stale pages in \($0.runs) runs dropped before the stop, in \(formatFixed($0.seconds * 1000, decimals: 1)) ms" } ?? "-"],
             ["at stop", stop.map { "\($0.pages) pages in \($0.runs) runs" + (stopFreshPages.map { " (\($0) where the destination held no data yet)" } ?? "")
                 + ", \(ByteCount(bytes: $0.bytes)) sent while stopped" } ?? "-"],
             ["sent", ByteCount(bytes: s.transferredBytes).description], ["passes", "\(s.pass)"],
@@ -302,5 +309,8 @@ struct MigrateSummary: Encodable {
         try c.encode(stop?.pages, forKey: .stopPages)
         try c.encode(stop?.runs, forKey: .stopRuns)
         try c.encode(stopFreshPages, forKey: .stopFreshPages)
+        try c.encode(listen?.seconds, forKey: .listenSeconds)
+        try c.encode(listen?.pages, forKey: .listenPages)
+        try c.encode(listen?.runs, forKey: .listenRuns)
     }
 }

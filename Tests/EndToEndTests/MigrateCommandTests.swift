@@ -101,9 +101,13 @@ import Testing
         #expect(last["status"] as? String == "completed")
         #expect(last["verified"] as? Bool == true, "\(last)")
         #expect((last["postcopy_time_s"] as? Double ?? 0) > 0)
-        // The switch lists the stale pages for the destination to drop, as runs.
-        let stale = try #require(last["stop_pages"] as? Int), staleRuns = try #require(last["stop_runs"] as? Int)
+        // The switch lists the stale pages for the destination to drop, as runs: most of them
+        // before the guest stops (postcopy-listen), the rest, written meanwhile, at the stop.
+        let stale = try #require(last["listen_pages"] as? Int), staleRuns = try #require(last["listen_runs"] as? Int)
         #expect(stale > 0 && staleRuns >= 1 && staleRuns <= stale, "\(last)")
+        let atStop = try #require(last["stop_pages"] as? Int), atStopRuns = try #require(last["stop_runs"] as? Int)
+        #expect(atStopRuns <= atStop && atStop < stale, "\(last)")
+        #expect((last["listen_s"] as? Double ?? 0) > 0)
         let switched = try #require(decisions.first { ($0["action"] as? [String: Any])?["action"] as? String == "start-postcopy" })
         #expect((switched["reason"] as? String)?.contains("will not converge") == true, "\(switched)")
         #expect(decisions.contains { ($0["status"] as? [String: Any])?["status"] as? String == "postcopy-active" })

@@ -87,7 +87,7 @@ import Transport
         #expect(engine.remoteFaults >= report.remoteFaults)
     }
 
-    /// Version 4 says the guest runs before the verdict; version 3 gives the verdict alone.
+    /// Both versions say the guest runs before the verdict.
     @Test(arguments: [StreamVersion.oldest, StreamVersion.current])
     func aStalePageFailsVerificationNamingIt(version: UInt16) throws {
         // A source that sends page 2 with sequence 1 but says its final stamp is sequence 2.
@@ -117,7 +117,7 @@ import Transport
         try connection.send(.stamps(start: 0, sequences: [0, 0, 2, 0, 0, 0, 0, 0]))
         try connection.send(.complete)
         try connection.flush()
-        if version >= 4 { #expect(try connection.receive() == .guestRunning) }
+        #expect(try connection.receive() == .guestRunning)
         guard case let .completeAck(verified, detail) = try #require(try connection.receive()) else {
             Issue.record("expected complete-ack")
             return

@@ -62,7 +62,7 @@ import CUring
 
     @Test func pagesTheStateRefusesNeverReachGuestMemory() throws {
         var e = FrameEncoder()
-        try e.append(.hello(version: 4, pageSize: 4096, pageCount: 4, features: []))
+        try e.append(.hello(version: 5, pageSize: 4096, pageCount: 4, features: []))
         try e.append(.pages(start: 0, count: 1, zero: false, bytes: [UInt8](repeating: 7, count: 4096)))  // before hello-ack
         var guest = [UInt8](repeating: 0, count: 4 * 4096)
         var receiver = StreamReceiverState()
@@ -162,9 +162,9 @@ import CUring
 
     @Test func aHelloFrameIsByteForByteWhatTheFormatSays() throws {
         var e = FrameEncoder()
-        try e.append(.hello(version: 4, pageSize: 4096, pageCount: 0x0102_0304, features: [.postcopy, .recovery]))
+        try e.append(.hello(version: 5, pageSize: 4096, pageCount: 0x0102_0304, features: [.postcopy, .recovery]))
         let header: [UInt8] = [0x4D, 0x50, 0x53, 0x46, 1, 0, 0, 0, 24, 0, 0, 0]
-        let payload: [UInt8] = [4, 0, 0, 0, 0x00, 0x10, 0, 0, 4, 3, 2, 1, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]
+        let payload: [UInt8] = [5, 0, 0, 0, 0x00, 0x10, 0, 0, 4, 3, 2, 1, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]
         let crc = mp_crc32c(mp_crc32c(0, header, 12), payload, 24)
         #expect(e.bytes == header + withUnsafeBytes(of: crc.littleEndian, Array.init) + payload)
         #expect(mp_crc32c(0, Array("123456789".utf8), 9) == 0xE306_9283)  // the CRC32C check value
@@ -294,19 +294,20 @@ import CUring
         }
     }
 
-    @Test func versionsThreeAndFourAreAcceptedTwoAndFiveRefused() throws {
-        for version: UInt16 in [2, 3, 4, 5] {
+    @Test func versionsFourAndFiveAreAcceptedThreeAndSixRefused() throws {
+        for version: UInt16 in [3, 4, 5, 6] {
             var e = FrameEncoder()
             try e.append(.hello(version: version, pageSize: 4096, pageCount: 10, features: []))
-            try e.append(.guestRunning)
+            try e.append(.postcopyListen(discard: [PageRange(start: 2, count: 3)]))
             let (decoded, error) = StreamSamples.decode(e.bytes, seed: UInt64(version))
             switch version {
-            case 4:
+            case 5:
                 #expect(decoded.count == 2 && error == nil)
-            case 3:
-                // Version 3 has no guest-running: it is an unknown type after a version-3 hello.
+                #expect(decoded.last == .postcopyListen(discard: [PageRange(start: 2, count: 3)]))
+            case 4:
+                // Version 4 has no postcopy-listen: it is an unknown type after a version-4 hello.
                 #expect(decoded.count == 1)
-                #expect(error?.kind == .unknownType && error?.detail == "guest-running is not in protocol version 3 (it came in version 4)")
+                #expect(error?.kind == .unknownType && error?.detail == "postcopy-listen is not in protocol version 4 (it came in version 5)")
             default:
                 #expect(decoded.isEmpty)
                 #expect(error?.kind == .unsupportedVersion && error?.offset == StreamFrame.headerSize)
@@ -314,7 +315,7 @@ import CUring
             }
         }
         var e = FrameEncoder()
-        try e.append(.helloAck(version: 5))
+        try e.append(.helloAck(version: 6))
         #expect(StreamSamples.decode(e.bytes, seed: 1).1?.kind == .unsupportedVersion)
     }
 }

@@ -3,7 +3,7 @@ import Testing
 import Traces
 
 @Suite struct StreamStateTests {
-    static let hello = StreamMessage.hello(version: 4, pageSize: 4096, pageCount: 100, features: [.postcopy, .recovery])
+    static let hello = StreamMessage.hello(version: 5, pageSize: 4096, pageCount: 100, features: [.postcopy, .recovery])
     static func run(_ n: UInt32, at start: UInt64 = 0) -> StreamMessage { .pages(start: start, count: n, zero: true, bytes: []) }
 
     /// The detail of the StreamError `body` throws; nil when it throws nothing.
@@ -28,7 +28,7 @@ import Traces
         #expect(refusal { try s.send(.passStart(pass: 1)) } == "pass-start is not allowed in state greeting")
         s = StreamSenderState()
         try s.send(Self.hello)
-        try destination(.helloAck(version: 4))
+        try destination(.helloAck(version: 5))
         for pass: UInt32 in 1...2 {
             try source(.passStart(pass: pass))
             try source(Self.run(60, at: 0))
@@ -41,8 +41,8 @@ import Traces
         try source(Self.run(3, at: 7))
         try source(.complete)
         #expect(r.state == .completing && s.state == .completing)
-        // Version 4: the destination's guest runs (the downtime ends), then the verdict.
-        #expect(r.owedAck == .guestRunning && s.awaitsGuestRunning)
+        // The destination's guest runs (the downtime ends), then the verdict.
+        #expect(r.owedAck == .guestRunning)
         #expect(refusal { var r2 = r; try r2.send(.completeAck(verified: true, detail: "")) } == "complete-ack is not allowed in state completing: the destination may not send it now")
         #expect(refusal { var s2 = s; try s2.receive(.completeAck(verified: true, detail: "")) } == "complete-ack is not allowed in state completing: the source does not expect it now")
         try destination(.guestRunning)
@@ -51,25 +51,57 @@ import Traces
         #expect(r.state == .completed && s.state == .completed)
     }
 
-    @Test func aVersion3PeerGivesItsVerdictWithoutSayingTheGuestRuns() throws {
+    @Test func theSwitchToPostcopyDropsWhatIsStaleBeforeTheGuestStops() throws {
         var r = StreamReceiverState(), s = StreamSenderState()
         func source(_ m: StreamMessage) throws { try s.send(m); try r.accept(m) }
         func destination(_ m: StreamMessage) throws { try r.send(m); try s.receive(m) }
-        try source(.hello(version: 3, pageSize: 4096, pageCount: 100, features: []))
-        try destination(.helloAck(version: 3))
+        try source(Self.hello)
+        try destination(.helloAck(version: 5))
+        try source(.passStart(pass: 1))
+        try source(Self.run(100))
+        #expect(refusal { var r2 = r; try r2.accept(.postcopyListen(discard: [])) } == "postcopy-listen is not allowed in state precopy: pass 1 is still open")
+        try source(.passEnd(pass: 1, pagesSent: 100))
+        #expect(refusal { var r2 = r; try r2.accept(.postcopyListen(discard: [PageRange(start: 90, count: 20)])) }
+                == "postcopy-listen is not allowed in state precopy: range 90..<110 is outside the guest's 100 pages")
+        try source(.postcopyListen(discard: [PageRange(start: 3, count: 2)]))
+        #expect(r.state == .listening && r.owedAck == .postcopyListenAck && s.state == .listening)
+        #expect(refusal { var r2 = r; try r2.accept(.stopAndCopy) } == "stop-and-copy is not allowed in state listening: the destination owes postcopy-listen-ack first")
+        try destination(.postcopyListenAck)
+        // Its memory is registered for faults: no more precopy, and no stopped copy that ends
+        // without postcopy.
+        #expect(refusal { var r2 = r; try r2.accept(.passStart(pass: 2)) } == "pass-start is not allowed in state listening")
+        #expect(refusal { var s2 = s; try s2.send(.passStart(pass: 2)) } == "pass-start is not allowed in state listened")
         try source(.stopAndCopy)
-        try source(.complete)
-        #expect(r.owedAck == .completeAck && !s.awaitsGuestRunning)
-        #expect(refusal { var r2 = r; try r2.send(.guestRunning) } == "guest-running is not in protocol version 3 (it came in version 4)")
-        try destination(.completeAck(verified: true, detail: "100 pages verified"))
-        #expect(r.state == .completed && s.state == .completed)
+        #expect(refusal { var r2 = r; try r2.accept(Self.run(1)) } == "pages is not allowed in state stopped-copy")
+        #expect(refusal { var s2 = s; try s2.send(Self.run(1)) } == "pages is not allowed in state stopped-copy")
+        #expect(refusal { var r2 = r; try r2.accept(.complete) } == "complete is not allowed in state stopped-copy")
+        #expect(refusal { var s2 = s; try s2.send(.complete) } == "complete is not allowed in state stopped-copy")
+        try source(.deviceState(progress: [7]))
+        try source(.postcopyStart(discard: [PageRange(start: 9, count: 1)]))
+        try destination(.postcopyStartAck)
+        #expect(r.state == .postcopy && s.state == .postcopy)
+    }
+
+    @Test func aVersion4PeerSwitchesWithoutListening() throws {
+        var r = StreamReceiverState(), s = StreamSenderState()
+        func source(_ m: StreamMessage) throws { try s.send(m); try r.accept(m) }
+        func destination(_ m: StreamMessage) throws { try r.send(m); try s.receive(m) }
+        try source(.hello(version: 4, pageSize: 4096, pageCount: 100, features: [.postcopy]))
+        try destination(.helloAck(version: 4))
+        #expect(!s.speaks(.postcopyListen))
+        #expect(refusal { var s2 = s; try s2.send(.postcopyListen(discard: [])) } == "postcopy-listen is not in protocol version 4 (it came in version 5)")
+        #expect(refusal { var r2 = r; try r2.accept(.postcopyListen(discard: [])) } == "postcopy-listen is not in protocol version 4 (it came in version 5)")
+        try source(.stopAndCopy)
+        try source(.postcopyStart(discard: [PageRange(start: 0, count: 100)]))
+        try destination(.postcopyStartAck)
+        #expect(r.state == .postcopy && s.state == .postcopy)
     }
 
     @Test func outOfOrderMessagesAreRefusedWithTheStateNamed() throws {
         func greeted() throws -> StreamReceiverState {
             var r = StreamReceiverState()
             try r.accept(Self.hello)
-            try r.send(.helloAck(version: 4))
+            try r.send(.helloAck(version: 5))
             return r
         }
         var r = StreamReceiverState()
@@ -104,7 +136,7 @@ import Traces
         func source(_ m: StreamMessage) throws { try s.send(m); try r.accept(m) }
         func destination(_ m: StreamMessage) throws { try r.send(m); try s.receive(m) }
         try source(Self.hello)
-        try destination(.helloAck(version: 4))
+        try destination(.helloAck(version: 5))
         try source(.stopAndCopy)
         try source(.postcopyStart(discard: [PageRange(start: 0, count: 10)]))
         try destination(.postcopyStartAck)
@@ -117,15 +149,15 @@ import Traces
         s = StreamSenderState()  // (the refusal failed it; start again from a fresh break)
         r = StreamReceiverState()
         try source(Self.hello)
-        try destination(.helloAck(version: 4))
+        try destination(.helloAck(version: 5))
         try source(.stopAndCopy)
         try source(.postcopyStart(discard: []))
         try destination(.postcopyStartAck)
         s.connectionLost()
         r.connectionLost()
         #expect(refusal { var r2 = r; try r2.accept(.resume) } == "resume is not allowed in state paused")
-        try source(.hello(version: 3, pageSize: 4096, pageCount: 100, features: [.postcopy, .recovery]))
-        try destination(.helloAck(version: 3))
+        try source(.hello(version: 4, pageSize: 4096, pageCount: 100, features: [.postcopy, .recovery]))
+        try destination(.helloAck(version: 4))
         #expect(s.state == .reconnected)
         try source(.resume)
         #expect(refusal { var r2 = r; try r2.send(.resumeAck) } == "resume-ack is not allowed in state paused: the destination may not send it now")
@@ -133,8 +165,8 @@ import Traces
         try destination(.resumeAck)
         #expect(s.received == [PageRange(start: 0, count: 50)])
         #expect(r.state == .postcopy && s.state == .postcopy)
-        // Version 3 was agreed on this connection: no guest-running.
-        #expect(refusal { var s2 = s; try s2.receive(.guestRunning) } == "guest-running is not in protocol version 3 (it came in version 4)")
+        // Version 4 was agreed on this connection: no postcopy-listen.
+        #expect(refusal { var s2 = s; try s2.receive(.postcopyListenAck) } == "postcopy-listen-ack is not in protocol version 4 (it came in version 5)")
         try source(.complete)
         // A request sent before `complete` reached the destination may cross it.
         try s.receive(.pageRequest([PageRange(start: 99, count: 1)]))
@@ -149,7 +181,7 @@ import Traces
         #expect(r.state == .failed && r.failure?.detail == "the connection was lost in state precopy")
         var s = StreamSenderState()
         try s.send(Self.hello)
-        try s.receive(.helloAck(version: 4))
+        try s.receive(.helloAck(version: 5))
         try s.send(.stopAndCopy)
         try s.send(.complete)
         try s.receive(.guestRunning)
@@ -158,21 +190,21 @@ import Traces
     }
 
     @Test func versionsAndFeaturesAreNegotiated() throws {
-        for version: UInt16 in [2, 5] {
+        for version: UInt16 in [3, 6] {
             var r = StreamReceiverState()
             #expect(throws: StreamError.self) { try r.accept(.hello(version: version, pageSize: 4096, pageCount: 1, features: [])) }
             #expect(r.failure?.kind == .unsupportedVersion)
         }
         var r = StreamReceiverState()
-        try r.accept(.hello(version: 3, pageSize: 4096, pageCount: 8, features: []))
-        #expect(refusal { var r2 = r; try r2.send(.helloAck(version: 4)) } == "hello-ack is not allowed in state precopy: the source offered version 3, not 4")
-        try r.send(.helloAck(version: 3))
+        try r.accept(.hello(version: 4, pageSize: 4096, pageCount: 8, features: []))
+        #expect(refusal { var r2 = r; try r2.send(.helloAck(version: 5)) } == "hello-ack is not allowed in state precopy: the source offered version 4, not 5")
+        try r.send(.helloAck(version: 4))
         try r.accept(.stopAndCopy)
         #expect(refusal { try r.accept(.postcopyStart(discard: [])) } == "postcopy-start is not allowed in state stopped-copy: the source's hello did not offer postcopy")
         var s = StreamSenderState()
-        try s.send(.hello(version: 3, pageSize: 4096, pageCount: 8, features: []))
-        #expect(refusal { var s2 = s; try s2.receive(.helloAck(version: 4)) } == "hello-ack is not allowed in state greeting: the source does not expect it now")
-        try s.receive(.helloAck(version: 3))
+        try s.send(.hello(version: 4, pageSize: 4096, pageCount: 8, features: []))
+        #expect(refusal { var s2 = s; try s2.receive(.helloAck(version: 5)) } == "hello-ack is not allowed in state greeting: the source does not expect it now")
+        try s.receive(.helloAck(version: 4))
         #expect(refusal { try s.receive(.pong(nonce: 9)) } == "pong is not allowed in state precopy: the source does not expect it now")
     }
 

@@ -12,8 +12,8 @@ enum StreamSamples {
     /// Every message type at least once; the first is the `hello` that sets the page size.
     static func messages(pageSize: UInt32) -> [StreamMessage] {
         [
-            .hello(version: 4, pageSize: pageSize, pageCount: 1 << 20, features: [.postcopy, .recovery]),
-            .helloAck(version: 4),
+            .hello(version: 5, pageSize: pageSize, pageCount: 1 << 20, features: [.postcopy, .recovery]),
+            .helloAck(version: 5),
             .passStart(pass: 1),
             .pages(start: 5, count: 3, zero: false, bytes: bytes(3 * Int(pageSize), seed: 1)),
             .pages(start: 1 << 19, count: 700, zero: true, bytes: []),
@@ -25,6 +25,8 @@ enum StreamSamples {
             .stamps(start: 7, sequences: [1, 0, .max]),
             .postcopyStart(discard: [PageRange(start: 3, count: 9), PageRange(start: 100, count: 1)]),
             .postcopyStart(discard: []),
+            .postcopyListen(discard: [PageRange(start: 8, count: 2)]),
+            .postcopyListenAck,
             .postcopyStartAck,
             .pageRequest([PageRange(start: 77, count: 1)]),
             .receivedBitmap([PageRange(start: 0, count: 4096), PageRange(start: 5000, count: 12)]),

@@ -172,6 +172,19 @@ import Testing
         #expect(runs.runCount == 2)
     }
 
+    @Test func subtractRemovesOnlyTheOtherSetsPages() {
+        var a = PageBitmap(pages: 300), b = PageBitmap(pages: 100)
+        a.insert(PageRange(start: 50, count: 30))  // across a word boundary
+        a.insert(250)
+        b.insert(PageRange(start: 60, count: 10))
+        b.insert(99)  // not in `a`
+        a.subtract(b)
+        #expect(a.count == 21)
+        #expect(a.ranges(clearing: false) == [PageRange(start: 50, count: 10), PageRange(start: 70, count: 10), PageRange(start: 250, count: 1)])
+        b.subtract(a)  // `a` reaches past `b`'s words
+        #expect(b.count == 11)
+    }
+
     @Test func countsTheSetPagesOfARange() {
         var b = PageBitmap(pages: 300)
         b.insert(PageRange(start: 60, count: 10))  // across a word boundary

@@ -104,7 +104,7 @@ public struct FrameEncoder: @unchecked Sendable {
             try frame(.passEnd) { out in out.put(pass); out.put(UInt32(0)); out.put(pagesSent) }
         case let .completeAck(verified, detail):
             try frame(.completeAck) { out in out.append(verified ? 1 : 0); out.append(contentsOf: detail.utf8) }
-        case let .postcopyStart(ranges), let .pageRequest(ranges), let .receivedBitmap(ranges):
+        case let .postcopyStart(ranges), let .postcopyListen(ranges), let .pageRequest(ranges), let .receivedBitmap(ranges):
             try frame(message.type) { out in
                 out.put(UInt32(truncatingIfNeeded: ranges.count)); out.put(UInt32(0))
                 for r in ranges { out.put(r.start); out.put(r.count) }
@@ -123,7 +123,7 @@ public struct FrameEncoder: @unchecked Sendable {
             }
         case let .abort(reason):
             try frame(.abort) { out in out.append(contentsOf: reason.utf8) }
-        case .stopAndCopy, .complete, .guestRunning, .postcopyStartAck, .resume, .resumeAck:
+        case .stopAndCopy, .complete, .guestRunning, .postcopyStartAck, .postcopyListenAck, .resume, .resumeAck:
             try frame(message.type) { _ in }
         }
     }

@@ -283,6 +283,7 @@ private struct PayloadReader {
             guard bytes.count >= 1, bytes[0] <= 1 else { throw malformed(0, "verdict byte must be 0 or 1") }
             return .completeAck(verified: bytes[0] == 1, detail: try text(from: 1))
         case .postcopyStart: return .postcopyStart(discard: try ranges())
+        case .postcopyListen: return .postcopyListen(discard: try ranges())
         case .pageRequest: return .pageRequest(try ranges())
         case .receivedBitmap: return .receivedBitmap(try ranges())
         case .ping, .pong:
@@ -302,13 +303,14 @@ private struct PayloadReader {
             guard n > 0, start <= UInt64.max - UInt64(n) else { throw malformed(0, "stamps (start \(start), count \(n)) are empty or run past the last page number") }
             guard bytes.u32(12) == 0 else { throw malformed(12, "reserved field is not zero") }
             return .stamps(start: start, sequences: bytes.u64s(from: 16, count: n))
-        case .stopAndCopy, .complete, .guestRunning, .postcopyStartAck, .resume, .resumeAck:
+        case .stopAndCopy, .complete, .guestRunning, .postcopyStartAck, .postcopyListenAck, .resume, .resumeAck:
             try size(0)
             switch type {
             case .stopAndCopy: return .stopAndCopy
             case .complete: return .complete
             case .guestRunning: return .guestRunning
             case .postcopyStartAck: return .postcopyStartAck
+            case .postcopyListenAck: return .postcopyListenAck
             case .resume: return .resume
             default: return .resumeAck
             }

@@ -29,7 +29,16 @@ public enum StreamMessage: Equatable, Sendable {
     case guestRunning
     /// Return path: the destination's verdict on the whole guest, with a one-line detail.
     case completeAck(verified: Bool, detail: String)
-    /// The destination runs the guest from now on; `discard` are pages it holds that are stale.
+    /// Version 5, the guest still running on the source, no pass open: the switch to postcopy
+    /// begins. The destination drops the stale pages `discard` (the rest of the pass and what
+    /// the guest wrote since the last sync), registers its memory for missing faults and takes
+    /// no more precopy pages; it answers `postcopyListenAck`. Only what the guest writes after
+    /// this is left for `postcopyStart`'s list, inside the downtime.
+    case postcopyListen(discard: [PageRange])
+    /// Return path (version 5): the stale pages are gone and the destination listens.
+    case postcopyListenAck
+    /// The destination runs the guest from now on; `discard` are pages it holds that are stale
+    /// (after `postcopyListen`: those written since).
     case postcopyStart(discard: [PageRange])
     /// Return path: the destination runs the guest.
     case postcopyStartAck
@@ -70,6 +79,8 @@ public enum StreamMessage: Equatable, Sendable {
         case .deviceState: .deviceState
         case .stamps: .stamps
         case .guestRunning: .guestRunning
+        case .postcopyListen: .postcopyListen
+        case .postcopyListenAck: .postcopyListenAck
         }
     }
 }
@@ -79,15 +90,17 @@ public enum StreamMessage: Equatable, Sendable {
 public enum StreamMessageType: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     case hello = 1, helloAck, pages, passStart, passEnd, stopAndCopy, complete, completeAck,
          postcopyStart, postcopyStartAck, pageRequest, receivedBitmap, resume, resumeAck,
-         ping, pong, abort, deviceState, stamps, guestRunning
+         ping, pong, abort, deviceState, stamps, guestRunning, postcopyListen, postcopyListenAck
 
     /// The first protocol version that has this message (version 1 lacks the watchdog, version
-    /// 2 the device state and stamps, version 3 the destination's word that its guest runs).
+    /// 2 the device state and stamps, version 3 the destination's word that its guest runs,
+    /// version 4 the switch to postcopy begun before the guest stops).
     public var since: UInt16 {
         switch self {
         case .ping, .pong: 2
         case .deviceState, .stamps: 3
         case .guestRunning: 4
+        case .postcopyListen, .postcopyListenAck: 5
         default: 1
         }
     }
@@ -114,6 +127,8 @@ public enum StreamMessageType: UInt8, CaseIterable, Sendable, CustomStringConver
         case .deviceState: "device-state"
         case .stamps: "stamps"
         case .guestRunning: "guest-running"
+        case .postcopyListen: "postcopy-listen"
+        case .postcopyListenAck: "postcopy-listen-ack"
         }
     }
 }
@@ -129,10 +144,10 @@ public struct StreamFeatures: OptionSet, Hashable, Sendable {
     public static let recovery = StreamFeatures(rawValue: 1 << 1)
 }
 
-/// The protocol versions this code speaks: 4, and 3 for peers one version behind.
+/// The protocol versions this code speaks: 5, and 4 for peers one version behind.
 public enum StreamVersion {
-    public static let current: UInt16 = 4
-    public static let oldest: UInt16 = 3
+    public static let current: UInt16 = 5
+    public static let oldest: UInt16 = 4
 
     /// Throws `unsupportedVersion` unless `version` is one this side speaks.
     public static func check(_ version: UInt16, at offset: Int? = nil) throws(StreamError) {

@@ -8,12 +8,15 @@ public struct StreamReceiverState: StreamStateMachine, Sendable {
     public enum State: String, Equatable, Sendable, CustomStringConvertible {
         case awaitingHello = "awaiting-hello"
         case precopy
+        /// `postcopyListen` accepted (version 5): the stale pages are dropped and the memory
+        /// registered for faults; no precopy page may come, only the stop for postcopy.
+        case listening
         case stoppedCopy = "stopped-copy"
         case postcopy
         /// The link broke during postcopy: the guest waits for recovery, never for a restart.
         case paused
         /// `complete` received: the destination verifies, then sends `completeAck` (after a
-        /// stopped copy in version 4, `guestRunning` first).
+        /// stopped copy, `guestRunning` first).
         case completing
         case completed
         case failed
@@ -39,6 +42,8 @@ public struct StreamReceiverState: StreamStateMachine, Sendable {
     /// A `hello` has been accepted on the current connection.
     private var greeted = false
     private var bitmapSent = false
+    /// The switch to postcopy began with `postcopyListen`: the stopped copy must end in postcopy.
+    private var listened = false
     private var pings = PingBook()
 
     public init() {}
@@ -126,7 +131,16 @@ public struct StreamReceiverState: StreamStateMachine, Sendable {
         case (.precopy, .stopAndCopy):
             guard openPass == nil else { throw life.refuse(message, "pass \(openPass!) is still open") }
             life.state = .stoppedCopy
-        case let (.stoppedCopy, .pages(start, count, _, _)), let (.postcopy, .pages(start, count, _, _)):
+        case let (.precopy, .postcopyListen(discard)):
+            guard features.contains(.postcopy) else { throw life.refuse(message, "the source's hello did not offer postcopy") }
+            guard openPass == nil else { throw life.refuse(message, "pass \(openPass!) is still open") }
+            try checkRanges(message, discard)
+            owedAck = .postcopyListenAck
+            listened = true
+            life.state = .listening
+        case (.listening, .stopAndCopy):
+            life.state = .stoppedCopy
+        case let (.stoppedCopy, .pages(start, count, _, _)) where !listened, let (.postcopy, .pages(start, count, _, _)):
             try checkRanges(message, [PageRange(start: start, count: UInt64(count))])
         case (.stoppedCopy, .deviceState):
             break
@@ -137,9 +151,9 @@ public struct StreamReceiverState: StreamStateMachine, Sendable {
             try checkRanges(message, discard)
             owedAck = .postcopyStartAck
             life.state = .postcopy
-        case (.stoppedCopy, .complete):
-            // Version 4 runs the guest before the check, and says so first.
-            owedAck = life.speaks(.guestRunning) ? .guestRunning : .completeAck
+        case (.stoppedCopy, .complete) where !listened:
+            // The guest runs before the check, and the destination says so first.
+            owedAck = .guestRunning
             life.state = .completing
         case (.postcopy, .complete):
             owedAck = .completeAck
@@ -166,7 +180,7 @@ public struct StreamReceiverState: StreamStateMachine, Sendable {
         case let (.helloAck, .helloAck(version)):
             guard version == life.version else { throw life.refuse(message, "the source offered version \(life.version ?? 0), not \(version)") }
             owedAck = nil
-        case (.postcopyStartAck, .postcopyStartAck):
+        case (.postcopyListenAck, .postcopyListenAck), (.postcopyStartAck, .postcopyStartAck):
             owedAck = nil
         case (.guestRunning, .guestRunning):
             owedAck = .completeAck

@@ -10,6 +10,10 @@ public struct StreamSenderState: StreamStateMachine, Sendable {
         /// `hello` sent; waiting for `helloAck`.
         case greeting
         case precopy
+        /// `postcopyListen` sent (version 5); waiting for `postcopyListenAck`, the guest still running here.
+        case listening
+        /// `postcopyListenAck` received: the stop for postcopy comes next.
+        case listened
         case stoppedCopy = "stopped-copy"
         /// `postcopyStart` sent; waiting for `postcopyStartAck`. The guest is the destination's.
         case startingPostcopy = "starting-postcopy"
@@ -21,8 +25,7 @@ public struct StreamSenderState: StreamStateMachine, Sendable {
         case reconnected
         /// `resume` sent; waiting for `receivedBitmap`, then `resumeAck`.
         case resuming
-        /// `complete` sent; waiting for `completeAck` (after a stopped copy in version 4,
-        /// `guestRunning` first).
+        /// `complete` sent; waiting for `completeAck` (after a stopped copy, `guestRunning` first).
         case completing
         case completed
         case failed
@@ -38,12 +41,17 @@ public struct StreamSenderState: StreamStateMachine, Sendable {
     public private(set) var received: [PageRange]?
     public private(set) var pageCount: UInt64 = 0
     private var openPass: UInt32?
-    /// `complete` went after a stopped copy in version 4: `guestRunning` comes before `completeAck`.
-    public private(set) var awaitsGuestRunning = false
+    /// `complete` went after a stopped copy: `guestRunning` comes before `completeAck`.
+    private var awaitsGuestRunning = false
+    /// The stopped copy follows `postcopyListen`: it must end in postcopy.
+    private var listened = false
     private var features: StreamFeatures = []
     private var pings = PingBook()
 
     public init() {}
+
+    /// The agreed version has `type`.
+    public func speaks(_ type: StreamMessageType) -> Bool { life.speaks(type) }
 
     /// The state before the link broke in postcopy is kept; anything earlier fails.
     public mutating func connectionLost() {
@@ -87,16 +95,20 @@ public struct StreamSenderState: StreamStateMachine, Sendable {
             openPass = pass
         case let (.precopy, .passEnd(pass, _)) where openPass == pass:
             openPass = nil
-        case (.precopy, .pages) where openPass != nil, (.stoppedCopy, .pages), (.postcopy, .pages),
+        case (.precopy, .pages) where openPass != nil, (.stoppedCopy, .pages) where !listened, (.postcopy, .pages),
              (.stoppedCopy, .deviceState), (.stoppedCopy, .stamps):
             break
-        case (.precopy, .stopAndCopy) where openPass == nil:
+        case (.precopy, .stopAndCopy) where openPass == nil, (.listened, .stopAndCopy):
             life.state = .stoppedCopy
+        case (.precopy, .postcopyListen) where openPass == nil:
+            guard features.contains(.postcopy) else { throw life.refuse(message, "the hello did not offer postcopy") }
+            listened = true
+            life.state = .listening
         case (.stoppedCopy, .postcopyStart):
             guard features.contains(.postcopy) else { throw life.refuse(message, "the hello did not offer postcopy") }
             life.state = .startingPostcopy
-        case (.stoppedCopy, .complete):
-            awaitsGuestRunning = life.speaks(.guestRunning)
+        case (.stoppedCopy, .complete) where !listened:
+            awaitsGuestRunning = true
             life.state = .completing
         case (.postcopy, .complete):
             life.state = .completing
@@ -117,6 +129,8 @@ public struct StreamSenderState: StreamStateMachine, Sendable {
         case let (.greeting, .helloAck(version)) where version == life.version,
              let (.regreeting, .helloAck(version)) where version == life.version:
             life.state = life.state == .regreeting ? .reconnected : .precopy
+        case (.listening, .postcopyListenAck):
+            life.state = .listened
         case (.startingPostcopy, .postcopyStartAck):
             life.state = .postcopy
         case let (.postcopy, .pageRequest(ranges)), let (.completing, .pageRequest(ranges)):
