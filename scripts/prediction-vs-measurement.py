@@ -17,10 +17,13 @@ with nothing stale (its fixed part), after a uniform writer (per stale run, drop
 uniform writer over a data-filled guest (per held stale page, dropped in short runs as `auto`
 drops them), after a sweep over a data-filled guest (per held stale page, moved) and after one
 over a quarter of it (the fixed cost of moving). The per-run cost of a moved run is whatif's default.
+The drops' terms come from the switches' listens (postcopy-listen drops what is stale before
+the guest stops), the switch's fixed part from its downtime.
 The first touch of fresh destination memory is measured in a stop whose scattered pending
 pages land on fresh small pages, as a stop after pass 1 does. The calibration prices what each
-stop carried as the engine counted it (the summary's stop_pages, stop_runs and
-stop_fresh_pages), and every migration starts after SETTLE_S of quiet.
+stop and each listen carried as the engine counted it (the summary's stop_pages, stop_runs,
+stop_fresh_pages, listen_s, listen_pages and listen_runs), and every migration starts after
+SETTLE_S of quiet.
 
 The migrations run interleaved: a round takes one run of every row and every calibration
 term, and rounds follow until each has its runs. This machine's speed drifts over minutes
@@ -189,7 +192,8 @@ def medians(job):
         sys.exit(f"no calibration run completed: {' '.join(job.cmd)}")
     med = lambda f: statistics.median(f(x) for x in done)
     return {"downtime": med(lambda x: x["downtime_s"]), "pages": med(lambda x: x["stop_pages"]), "runs": med(lambda x: x["stop_runs"]),
-            "fresh": med(lambda x: x["stop_fresh_pages"] or 0)}
+            "fresh": med(lambda x: x["stop_fresh_pages"] or 0), "listen": med(lambda x: x["listen_s"] or 0),
+            "listen_pages": med(lambda x: x["listen_pages"] or 0), "listen_runs": med(lambda x: x["listen_runs"] or 0)}
 
 
 SMALL_MIB, LARGE_MIB = 128, 512
@@ -231,7 +235,8 @@ def switchover_costs(jobs, rate):
     """whatif's options for the switch's own work, from the engine: downtime = RTT + stamps at
     `rate` + fixed (stop-and-copy; the stamp check comes after the downtime since protocol
     version 4 and keeps whatif's default), + postcopy fixed + per run × stale runs
-    + per page × held stale pages (switch to postcopy), for dropped and for moved runs."""
+    + per page × held stale pages (switch to postcopy), for dropped and for moved runs; a
+    switch's listen before the stop (protocol version 5) = RTT + the same drops' terms."""
     small, large = SMALL_MIB, LARGE_MIB
     m = {name: medians(job) for name, job in jobs.items()}
     pages = {small: small * 256, large: large * 256}
@@ -246,15 +251,19 @@ def switchover_costs(jobs, rate):
     # 27.7 against 25.0, where the datasets' precopy stops of its size took 19.8–20.0 ms.)
     scattered = m["scattered"]
     per_pending_run = max(0.0, (scattered["downtime"] - stop[large] - scattered["pages"] * (4096 + 16) / rate) / scattered["runs"])
+    # A switch to postcopy drops what is stale before the guest stops (postcopy-listen): its
+    # listen takes a round trip, the list's bytes and the drops, priced per run and per held
+    # page as the pause's few are (the registration is within the round trip). So the drops'
+    # terms are measured on the listens, and the pause's fixed part on its downtime.
     # Nearly nothing stale ("empty"): a filled guest alone converges at the end of pass 1 and
     # never switches, so a writer of 100 pages/s keeps pass 2 above the threshold (a few hundred
     # stale runs, well under a millisecond).
     # Many short stale runs ("dropped"): the uniform writer's pages, dirtied independently, were
     # zero when pass 1 sent them, so the destination holds next to none of them and the cost is
-    # per run (dropped, as `auto` drops short runs). Past the nearly-nothing-stale switch, per
-    # run of the discard list the engine sent.
+    # per run (dropped, as `auto` drops short runs). Past the nearly-nothing-stale listen, per
+    # run of the list the engine sent.
     empty, dropped = m["empty"], m["dropped"]
-    per_run = max(0.0, (dropped["downtime"] - empty["downtime"]) / max(1, dropped["runs"] - empty["runs"]))
+    per_run = max(0.0, (dropped["listen"] - empty["listen"]) / max(1, dropped["listen_runs"] - empty["listen_runs"]))
     postcopy_fixed = max(0.0, empty["downtime"] - RTT_S - pages[large] * STAMP_BYTES / rate - fixed - per_run * empty["runs"])
     # Stale pages the destination holds. Dropped ("held"): what `auto` drops is short runs, so
     # the same uniform writer over a guest whose every page holds data (pass 1 sent each page,
@@ -266,9 +275,9 @@ def switchover_costs(jobs, rate):
     # at all, which a second sweep over a quarter of the guest ("moved-quarter", the rest zero)
     # tells apart.
     held, moved, moved_quarter = m["held"], m["moved"], m["moved-quarter"]
-    per_page = max(0.0, (held["downtime"] - empty["downtime"] - per_run * (held["runs"] - empty["runs"])) / held["pages"])
-    per_moved_page = max(0.0, (moved["downtime"] - moved_quarter["downtime"]) / max(1, moved["pages"] - moved_quarter["pages"]))
-    move_fixed = max(0.0, moved_quarter["downtime"] - empty["downtime"] - per_moved_page * moved_quarter["pages"])
+    per_page = max(0.0, (held["listen"] - empty["listen"] - per_run * (held["listen_runs"] - empty["listen_runs"])) / held["listen_pages"])
+    per_moved_page = max(0.0, (moved["listen"] - moved_quarter["listen"]) / max(1, moved["listen_pages"] - moved_quarter["listen_pages"]))
+    move_fixed = max(0.0, moved_quarter["listen"] - empty["listen"] - per_moved_page * moved_quarter["listen_pages"])
     # The datasets' destinations are fresh: a pending page that lands where no data was written
     # yet pays its first touch, which `rate` (into populated memory) does not contain. Measured
     # as the datasets' stops meet it ("fresh"), scattered and on small pages (a stop after pass
@@ -279,12 +288,14 @@ def switchover_costs(jobs, rate):
     first_touch = max(0.0, (fresh["downtime"] - stop[large] - fresh["pages"] * (4096 + 16) / rate - per_pending_run * fresh["runs"])
                       / max(1, fresh["fresh"]))
     ms = lambda run: f"{run['downtime'] * 1e3:.1f} ms"
+    lms = lambda run: f"{run['listen'] * 1e3:.1f} ms"
     print(f"switch: stop-and-copy {stop[small] * 1e3:.1f} ms at {small} MiB, {stop[large] * 1e3:.1f} ms at {large} MiB, "
           f"{ms(scattered)} with {scattered['pages']:.0f} pages pending in {scattered['runs']:.0f} runs (per run {per_pending_run * 1e9:.0f} ns) "
           f"({per_guest_page * 1e9:.1f} ns a guest page, the stamps on the wire {STAMP_BYTES / rate * 1e9:.1f} ns of it); "
-          f"postcopy {ms(empty)} with {empty['runs']:.0f} stale runs, {ms(dropped)} with {dropped['runs']:.0f} dropped (per run {per_run * 1e9:.0f} ns), "
-          f"{ms(held)} with {held['pages']:.0f} held stale pages in {held['runs']:.0f} runs dropped, {ms(moved)} with {moved['pages']:.0f} "
-          f"moved and {ms(moved_quarter)} with {moved_quarter['pages']:.0f} moved; "
+          f"postcopy {ms(empty)} with {empty['runs']:.0f} stale runs at the stop; listens {lms(empty)} with {empty['listen_runs']:.0f} stale runs, "
+          f"{lms(dropped)} with {dropped['listen_runs']:.0f} dropped (per run {per_run * 1e9:.0f} ns), "
+          f"{lms(held)} with {held['listen_pages']:.0f} held stale pages in {held['listen_runs']:.0f} runs dropped, {lms(moved)} with {moved['listen_pages']:.0f} "
+          f"moved and {lms(moved_quarter)} with {moved_quarter['listen_pages']:.0f} moved; "
           f"{ms(fresh)} with {fresh['pages']:.0f} pending of which {fresh['fresh']:.0f} fresh (first touch {first_touch * 1e6:.1f} us a page)",
           file=sys.stderr, flush=True)
     return ["--switchover-fixed", f"{fixed * 1e6:.0f}us", "--switchover-per-run", f"{per_pending_run * 1e9:.0f}ns",

@@ -51,10 +51,12 @@ public struct LinkModel: Sendable, Equatable {
 /// the device state and every guest page's stamp (`stampBytesPerPage`, on the wire at the
 /// switchover rate) and wait for an answer (a round trip, `LinkModel.roundTripSeconds`); a
 /// stop-and-copy's destination checks the stamp of every page it holds data in once its guest
-/// runs, after the downtime and before it answers complete-ack; a switch to postcopy's destination registers userfaultfd and gets
-/// rid of the stale pages as `StaleRunDrop.auto` says (long runs moved out, the rest dropped;
-/// each way a cost per run and per page it held) before it answers postcopy-start-ack. docs/model.md ("Switchover") gives the
-/// formulas and the measurements behind `embeddedEngine`.
+/// runs, after the downtime and before it answers complete-ack; a switch to postcopy's
+/// destination registers userfaultfd and gets rid of the stale pages as `StaleRunDrop.auto`
+/// says (long runs moved out, the rest dropped; each way a cost per run and per page it held)
+/// before it answers postcopy-start-ack — or, `listensAhead`, most of them before the guest
+/// stops. docs/model.md ("Switchover") gives the formulas and the measurements behind
+/// `embeddedEngine`.
 public struct SwitchoverCost: Sendable, Equatable {
     /// Either switch: stopping the guest, the last dirty-log collect, the device state's frames.
     public var fixedSeconds: Double
@@ -66,8 +68,17 @@ public struct SwitchoverCost: Sendable, Equatable {
     /// header and a CRC, a piece of the gathered write, a decode and an install), which the
     /// switchover rate, measured on long runs, does not contain.
     public var secondsPerPendingRun: Double
-    /// Switch to postcopy: the destination's userfaultfd registration and guest start.
+    /// Switch to postcopy: the destination's guest start (and, unless `listensAhead`, its
+    /// userfaultfd registration).
     public var postcopyFixedSeconds: Double
+    /// Switch to postcopy: the destination drops what is stale before the guest stops
+    /// (migpilot's engine, protocol version 5: `postcopy-listen`), and the downtime drops only
+    /// what the guest wrote meanwhile; false: every stale page inside the downtime (QEMU, and
+    /// the engine with a version 4 destination).
+    /// That first half is priced as a round trip, its list's bytes and the drops (per run and
+    /// per held page, as inside the downtime): its fixed part, the registration, is within
+    /// the round trip here (a listen with at most 100 stale runs took 0.63–1.37 ms, 5 runs).
+    public var listensAhead: Bool
     /// Switch to postcopy, per run of stale pages the destination drops (every run
     /// `StaleRunDrop.auto` does not move: MADV_DONTNEED, batched).
     public var secondsPerStaleRun: Double
@@ -91,13 +102,15 @@ public struct SwitchoverCost: Sendable, Equatable {
     public var firstTouchSecondsPerPage: Double
 
     public init(fixedSeconds: Double = 0, checkSecondsPerPage: Double = 0, secondsPerPendingRun: Double = 0,
-                postcopyFixedSeconds: Double = 0, secondsPerStaleRun: Double = 0, secondsPerStalePage: Double = 0,
+                postcopyFixedSeconds: Double = 0, listensAhead: Bool = false,
+                secondsPerStaleRun: Double = 0, secondsPerStalePage: Double = 0,
                 secondsPerMovedRun: Double = 0, secondsPerMovedPage: Double = 0, moveFixedSeconds: Double = 0, stampBytesPerPage: Int = 0,
                 firstTouchSecondsPerPage: Double = 0) {
         self.fixedSeconds = fixedSeconds
         self.checkSecondsPerPage = checkSecondsPerPage
         self.secondsPerPendingRun = secondsPerPendingRun
         self.postcopyFixedSeconds = postcopyFixedSeconds
+        self.listensAhead = listensAhead
         self.secondsPerStaleRun = secondsPerStaleRun
         self.secondsPerStalePage = secondsPerStalePage
         self.secondsPerMovedRun = secondsPerMovedRun
@@ -122,7 +135,9 @@ public struct SwitchoverCost: Sendable, Equatable {
     /// slower than the first touch (the prediction table, 1 Gbit/s) passes it explicitly.
     /// The moved runs' terms (UFFDIO_MOVE): per run `Benchmarks/stale-drop.sh`'s fit (one
     /// thread), per page and fixed measured in migrations (docs/model.md, "Switchover").
+    /// It listens ahead (protocol version 5).
     public static let embeddedEngine = SwitchoverCost(
-        fixedSeconds: 0, checkSecondsPerPage: 88e-9, secondsPerPendingRun: 1.674e-6, postcopyFixedSeconds: 168e-6, secondsPerStaleRun: 775e-9,
+        fixedSeconds: 0, checkSecondsPerPage: 88e-9, secondsPerPendingRun: 1.674e-6, postcopyFixedSeconds: 168e-6, listensAhead: true,
+        secondsPerStaleRun: 775e-9,
         secondsPerStalePage: 173e-9, secondsPerMovedRun: 1.07e-6, secondsPerMovedPage: 60e-9, moveFixedSeconds: 3.0e-3, stampBytesPerPage: 8)
 }

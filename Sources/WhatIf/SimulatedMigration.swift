@@ -143,12 +143,21 @@ public final class SimulatedMigration: MigrationControl {
         sync()
         // The guest stops, the source sends the device state with the stamps and the list of
         // pages the destination must discard (16 bytes a run); the destination drops them, run
-        // by run, registers userfaultfd and starts.
+        // by run, registers userfaultfd and starts. Listening ahead, the list holds only what
+        // the guest wrote while the destination dropped the rest.
         let work = link.switchoverCost
-        let runs = toSend.runCount
+        var stale = toSend
+        if work.listensAhead {
+            let dropped = listen(work)
+            stale = dirty
+            stale.subtract(dropped)
+            toSend.formUnion(dirty)
+            dirty.removeAll()
+        }
+        let runs = stale.runCount
         let bytes = Double(runs * 16) + stampBytes
         let switchover = bytes / switchoverBandwidth + link.roundTripSeconds + work.fixedSeconds + work.postcopyFixedSeconds
-            + staleDropSeconds(toSend, work)
+            + staleDropSeconds(stale, work)
         transferred += bytes
         time += switchover
         downtime = switchover
@@ -162,6 +171,22 @@ public final class SimulatedMigration: MigrationControl {
         restartInterval()
         events.append(.stateChanged)
         if toSend.count == 0 { finishPostcopy() }
+    }
+
+    /// The switch's first half when the engine listens ahead (`postcopy-listen`): the stale
+    /// pages known now go to the destination (16 bytes a run), which registers userfaultfd and
+    /// drops them while the guest runs on here, writing into the dirty log. Returns the pages
+    /// dropped.
+    private func listen(_ work: SwitchoverCost) -> PageBitmap {
+        let dropped = toSend
+        let bytes = Double(dropped.runCount * 16)
+        let seconds = bytes / switchoverBandwidth + link.roundTripSeconds + staleDropSeconds(dropped, work)
+        landed.subtract(dropped)
+        transferred += bytes
+        time += seconds
+        guestTime += seconds * guestSpeed
+        catchUpGuest()
+        return dropped
     }
 
     public func setDowntimeLimit(seconds: Double) throws { downtimeLimit = seconds }

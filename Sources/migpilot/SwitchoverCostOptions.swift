@@ -20,6 +20,9 @@ struct SwitchoverCostOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Switch to postcopy: fixed time at the destination (userfaultfd registration, guest start); default \(TimeSpan(seconds: engine.postcopyFixedSeconds)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var postcopySwitchFixed = TimeSpan(seconds: engine.postcopyFixedSeconds)
+    @Flag(inversion: .prefixedNo,
+          help: "Switch to postcopy: the destination drops what is stale before the guest stops, and the downtime only what the guest writes meanwhile (migpilot's engine, protocol version 5: postcopy-listen); --no-postcopy-listen: every stale page inside the downtime (QEMU; a version 4 destination).")
+    var postcopyListen = engine.listensAhead
     @Option(help: ArgumentHelp("Switch to postcopy: time per short run of stale pages the destination drops (MADV_DONTNEED, batched); default \(TimeSpan(seconds: engine.secondsPerStaleRun)).",
                                valueName: "time"), transform: Parse.timeSpan)
     var postcopySwitchPerRun = TimeSpan(seconds: engine.secondsPerStaleRun)
@@ -45,6 +48,7 @@ struct SwitchoverCostOptions: ParsableArguments {
     var cost: SwitchoverCost {
         SwitchoverCost(fixedSeconds: switchoverFixed.seconds, checkSecondsPerPage: switchoverCheckPerPage.seconds,
                        secondsPerPendingRun: switchoverPerRun.seconds, postcopyFixedSeconds: postcopySwitchFixed.seconds,
+                       listensAhead: postcopyListen,
                        secondsPerStaleRun: postcopySwitchPerRun.seconds,
                        secondsPerStalePage: postcopySwitchPerPage.seconds, secondsPerMovedRun: postcopySwitchPerMovedRun.seconds,
                        secondsPerMovedPage: postcopySwitchPerMovedPage.seconds, moveFixedSeconds: postcopySwitchMoveFixed.seconds,

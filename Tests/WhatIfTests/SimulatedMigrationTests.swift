@@ -366,6 +366,30 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
         #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s")
     }
 
+    @Test func listeningAheadLeavesTheDowntimeOnlyWhatTheGuestWritesMeanwhile() throws {
+        // Pages 0, 2, …, 98 of a 1,000-page guest are written in the first four 0.1 s
+        // intervals, then pages 100 ..< 150 in each one after. At 0.35 s pass 1 has sent about
+        // 0 ..< 350: the listen drops those 50 and the unsent rest (51 runs at 2 ms: ≈ 103 ms
+        // with its round trip) while the guest goes on, and writes the first half or so of
+        // 100 ..< 150, sent and clean until then: the stop lists only that one run.
+        let even = (0..<50).map { PageRange(start: UInt64(2 * $0), count: 1) }
+        let workload = try scriptedWorkload(pages: 1_000, intervalSeconds: 0.1,
+                                            intervals: Array(repeating: even, count: 4) + Array(repeating: [PageRange(start: 100, count: 50)], count: 6))
+        let work = SwitchoverCost(fixedSeconds: 0.004, postcopyFixedSeconds: 0.003, listensAhead: true, secondsPerStaleRun: 2e-3,
+                                  secondsPerStalePage: 1e-4, stampBytesPerPage: 8)
+        let (remaining, downtime) = try switchToPostcopy(at: 0.35, workload, work)
+        let base = (16 + 1_000 * 8) / (40_000 * pageCost) + 0.001 + 0.004 + 0.003 + 2e-3
+        let held = (downtime - base) / 1e-4
+        #expect(abs(held - held.rounded()) < 1e-6 && (20...30).contains(Int(held.rounded())),
+                "\(downtime) s: \(held) held pages over one run past \(base) s")
+        #expect((720...740).contains(remaining), "\(remaining) pages to push: about 700 dropped ahead and \(held) at the stop")
+        // Without listening ahead all 51 runs (and the 50 held pages) are dropped in the downtime.
+        var inPause = work
+        inPause.listensAhead = false
+        let (_, longer) = try switchToPostcopy(at: 0.35, workload, inPause)
+        #expect(abs(longer - ((51 * 16 + 1_000 * 8) / (40_000 * pageCost) + 0.001 + 0.004 + 0.003 + 51 * 2e-3 + 50 * 1e-4)) < 1e-9, "\(longer) s")
+    }
+
     @Test func longStaleRunsAreMovedOutAsTheEngineDoes() throws {
         // A 40,000-page guest rewrites 0 ..< 17,000 every interval; by 20.35 s pass 1 has sent
         // about 0 ..< 20,350. Stale: 0 ..< 17,000 (held) and the unsent rest (not held): two
