@@ -12,7 +12,7 @@ uncapped rate over loopback into populated memory, measured here too (median of 
 given. The switch's own work (whatif's --switchover-* and --postcopy-switch-* options) is
 measured here too, at the table's cap, median of 7 each (9 for the terms of short runs):
 stop-and-copies with nothing pending of two guest sizes (the fixed part) and one with
-thousands of short runs pending into a fresh destination (per run), a switch to postcopy
+thousands of short runs pending over a data-filled guest (per run), a switch to postcopy
 with nothing stale (its fixed part), after a uniform writer (per stale run, dropped), after a
 uniform writer over a data-filled guest (per held stale page, dropped in short runs as `auto`
 drops them), after a sweep over a data-filled guest (per held stale page, moved) and after one
@@ -217,7 +217,7 @@ def calibration_jobs(migpilot, bandwidth, tmp):
     return {
         "stop-small": job("stop-small", "policies/precopy.yaml", small, [f"fill:{small}MiB"], bandwidth),
         "stop-large": job("stop-large", "policies/precopy.yaml", large, [f"fill:{large}MiB"], bandwidth),
-        "scattered": job("scattered", "policies/precopy.yaml", large, [f"fill:{large // 2}MiB", f"uniform:rate={writes}"], bandwidth,
+        "scattered": job("scattered", "policies/precopy.yaml", large, [synth("uniform", writes, large)], bandwidth,
                          limit=None, runs=SHORT_RUN_TERMS_RUNS),
         "empty": job("empty", after_pass, large, [f"fill:{large // 2}MiB", "uniform:rate=100"], bandwidth, postcopy=True,
                      runs=SHORT_RUN_TERMS_RUNS),
@@ -243,12 +243,15 @@ def switchover_costs(jobs, rate):
     stop = {small: m["stop-small"]["downtime"], large: m["stop-large"]["downtime"]}
     per_guest_page = (stop[large] - stop[small]) / (pages[large] - pages[small])
     fixed = max(0.0, stop[small] - pages[small] * per_guest_page - RTT_S)
-    # A stop with many short runs pending ("scattered"): half the guest filled, a uniform writer
-    # over the other half, stopped under precopy.yaml's 300 ms limit into a fresh destination,
-    # as the rows' are. Past the nothing-pending stop of the same guest and the pages' bytes at
-    # `rate`, the rest is per run of what the engine sent. (Into a pre-populated destination the
-    # same stop was slower: 13 interleaved pairs on 2026-12-06, medians 23.3 against 19.4 ms and
-    # 27.7 against 25.0, where the datasets' precopy stops of its size took 19.8–20.0 ms.)
+    # A stop with many short runs pending ("scattered"): a uniform writer over a guest whose
+    # every page holds data, stopped under precopy.yaml's 300 ms limit, so that its pages land
+    # where pass 1 put data at the destination, as the rows' do (their stops meet 0–969 fresh
+    # pages of ≈ 9,100). Past the nothing-pending stop of the same guest and the pages' bytes at
+    # `rate`, the rest is per run of what the engine sent. (Half the guest filled and the writer
+    # over the other half, whose pending pages land on fresh memory, stopped faster: 6
+    # interleaved pairs on 2026-12-07, median 18.8 against 23.0 ms; 13 pairs into a
+    # pre-populated destination on 2026-12-06, 23.3 against 19.4 ms. Calibrated that way the
+    # datasets' precopy stops came out 1–4 ms under the measured ones in every table since.)
     scattered = m["scattered"]
     per_pending_run = max(0.0, (scattered["downtime"] - stop[large] - scattered["pages"] * (4096 + 16) / rate) / scattered["runs"])
     # A switch to postcopy drops what is stale before the guest stops (postcopy-listen): its
