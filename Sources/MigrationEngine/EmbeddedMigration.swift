@@ -298,12 +298,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
                 return
             case .postcopy:
                 try frame(.passEnd(pass: UInt32(monitor.locked { pass }), pagesSent: sentInPass))
-                if monitor.locked({ stream.speaks(.postcopyListen) }) {
-                    try postcopy(unsent: [], dropped: try listen(unsent: ranges))
-                } else {
-                    try awaitDestination()
-                    try postcopy(unsent: ranges, dropped: nil)
-                }
+                try postcopy(dropped: try listen(unsent: ranges))
                 return
             case .complete(let max):
                 try frame(.passEnd(pass: UInt32(monitor.locked { pass }), pagesSent: sentInPass))
@@ -540,7 +535,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
 
     // MARK: postcopy
 
-    /// The switch's first half (version 5), the guest still running here: the stale pages
+    /// The switch's first half, the guest still running here: the stale pages
     /// known now (the rest of this pass and what was written since the last sync) go as
     /// `postcopy-listen`, and the destination drops them and registers its memory before it
     /// answers. Those drops were most of a switch's downtime (memcached: 17,000 short runs,
@@ -563,24 +558,21 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         return dropped
     }
 
-    /// The switch and the rest of the migration: the guest stops here for good; the stale
-    /// pages (`unsent`, the rest of this pass, and what was written since the last sync) go as
-    /// the discard list, less those the destination has `dropped` already (`listen`); once
-    /// the destination runs the guest, all of them are pushed in order, pages its guest asked
-    /// for first, and `complete` follows the last one. A break pauses the push until a
-    /// recovery rebuilds what is missing from the destination's received bitmap.
-    private func postcopy(unsent: ArraySlice<PageRange>, dropped: PageBitmap?) throws {
+    /// The switch's second half and the rest of the migration: the guest stops here for good;
+    /// what it wrote since `listen` goes as the discard list, less what the destination has
+    /// `dropped` already; once the destination runs the guest, both sets are pushed in order,
+    /// pages its guest asked for first, and `complete` follows the last one. A break pauses
+    /// the push until a recovery rebuilds what is missing from the destination's received
+    /// bitmap.
+    private func postcopy(dropped: PageBitmap) throws {
         let memory = guest.memory
         let stop = Self.now()
         guest.pause()
         var stale = PageBitmap(pages: memory.pageCount)
-        stale.insert(contentsOf: unsent)
         stale.insert(contentsOf: try collectWritten())
         var pending = stale
-        if let dropped {
-            stale.subtract(dropped)
-            pending.formUnion(dropped)
-        }
+        stale.subtract(dropped)
+        pending.formUnion(dropped)
         monitor.locked {
             pass += 1  // the sync at the switch counts, as QEMU's dirty-sync-count does
             state = .postcopyActive

@@ -74,7 +74,7 @@ public struct SwitchoverCost: Sendable, Equatable {
     /// Switch to postcopy: the destination drops what is stale before the guest stops
     /// (migpilot's engine, protocol version 5: `postcopy-listen`), and the downtime drops only
     /// what the guest wrote meanwhile; false: every stale page inside the downtime (QEMU, and
-    /// the engine with a version 4 destination).
+    /// a migpilot source of protocol version 4).
     /// That first half is priced as a round trip, its list's bytes and the drops (per run and
     /// per held page, as inside the downtime): its fixed part, the registration, is within
     /// the round trip here (a listen with at most 100 stale runs took 0.63–1.37 ms, 5 runs).

@@ -21,7 +21,7 @@ struct SwitchoverCostOptions: ParsableArguments {
                                valueName: "time"), transform: Parse.timeSpan)
     var postcopySwitchFixed = TimeSpan(seconds: engine.postcopyFixedSeconds)
     @Flag(inversion: .prefixedNo,
-          help: "Switch to postcopy: the destination drops what is stale before the guest stops, and the downtime only what the guest writes meanwhile (migpilot's engine, protocol version 5: postcopy-listen); --no-postcopy-listen: every stale page inside the downtime (QEMU; a version 4 destination).")
+          help: "Switch to postcopy: the destination drops what is stale before the guest stops, and the downtime only what the guest writes meanwhile (migpilot's engine, protocol version 5: postcopy-listen); --no-postcopy-listen: every stale page inside the downtime (QEMU; a migpilot source of protocol version 4).")
     var postcopyListen = engine.listensAhead
     @Option(help: ArgumentHelp("Switch to postcopy: time per short run of stale pages the destination drops (MADV_DONTNEED, batched); default \(TimeSpan(seconds: engine.secondsPerStaleRun)).",
                                valueName: "time"), transform: Parse.timeSpan)

@@ -87,6 +87,53 @@ import Transport
         #expect(engine.remoteFaults >= report.remoteFaults)
     }
 
+    /// A version 4 source lists every stale page in `postcopy-start`: the destination drops
+    /// them there, as it did before `postcopy-listen`, and serves them again.
+    @Test func aVersion4SourceDropsItsWholeDiscardListAtTheSwitch() throws {
+        let memory = try GuestMemory(bytes: 8 * 4096)
+        let uri = MigrationURI.unix(path: FileManager.default.temporaryDirectory.appendingPathComponent("migpilot-\(UUID().uuidString).sock").path)
+        let listener = try Transport.listen(uri)
+        defer { listener.close() }
+        let result = Box<Result<DestinationReport, any Error>>()
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            result.value = Result { try MigrationDestination(memory: memory).run(channel: try listener.accept()) }
+            done.signal()
+        }
+        let channel = try Transport.connect(uri)
+        defer { channel.close() }
+        let connection = StreamConnection(channel: channel, pageSize: 4096)
+        func page(_ p: UInt64, _ sequence: UInt64) -> [UInt8] {
+            var bytes = [UInt8](repeating: 0, count: 4096)
+            bytes.withUnsafeMutableBytes { PageStamp(page: p, sequence: sequence).write(to: $0.baseAddress!) }
+            return bytes
+        }
+        try connection.send(.hello(version: 4, pageSize: 4096, pageCount: 8, features: [.postcopy]))
+        try connection.flush()
+        #expect(try connection.receive() == .helloAck(version: 4))
+        try connection.send(.passStart(pass: 1))
+        for p: UInt64 in 0..<8 { try connection.send(.pages(start: p, count: 1, zero: false, bytes: page(p, 1))) }
+        try connection.send(.passEnd(pass: 1, pagesSent: 8))
+        try connection.send(.stopAndCopy)
+        try connection.send(.deviceState(progress: []))
+        try connection.send(.stamps(start: 0, sequences: [1, 1, 2, 1, 1, 1, 1, 2]))
+        try connection.send(.postcopyStart(discard: [PageRange(start: 2, count: 1), PageRange(start: 7, count: 1)]))
+        try connection.flush()
+        #expect(try connection.receive() == .postcopyStartAck)
+        // The stale copies are gone: only the new ones can complete the guest.
+        try connection.send(.pages(start: 2, count: 1, zero: false, bytes: page(2, 2)))
+        try connection.send(.pages(start: 7, count: 1, zero: false, bytes: page(7, 2)))
+        try connection.send(.complete)
+        try connection.flush()
+        guard case let .completeAck(verified, detail) = try #require(try connection.receive()) else {
+            Issue.record("expected complete-ack")
+            return
+        }
+        done.wait()
+        #expect(verified, "\(detail)")
+        #expect(try result.value?.get().postcopy == true)
+    }
+
     /// Both versions say the guest runs before the verdict.
     @Test(arguments: [StreamVersion.oldest, StreamVersion.current])
     func aStalePageFailsVerificationNamingIt(version: UInt16) throws {

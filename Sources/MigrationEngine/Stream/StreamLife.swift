@@ -15,9 +15,6 @@ struct StreamLife<State: Equatable & CustomStringConvertible & Sendable>: Sendab
         StreamError(.unexpectedMessage, "\(message.type) is not allowed in state \(state)\(why.isEmpty ? "" : ": " + why)")
     }
 
-    /// The agreed version has `type`.
-    func speaks(_ type: StreamMessageType) -> Bool { (version ?? 0) >= type.since }
-
     /// Nothing after the end; nothing newer than the agreed version.
     func checkLive(_ message: StreamMessage) throws(StreamError) {
         if state == completed || state == failed { throw refuse(message) }

@@ -50,9 +50,6 @@ public struct StreamSenderState: StreamStateMachine, Sendable {
 
     public init() {}
 
-    /// The agreed version has `type`.
-    public func speaks(_ type: StreamMessageType) -> Bool { life.speaks(type) }
-
     /// The state before the link broke in postcopy is kept; anything earlier fails.
     public mutating func connectionLost() {
         switch life.state {
