@@ -87,22 +87,28 @@ import Transport
         #expect(engine.remoteFaults >= report.remoteFaults)
     }
 
-    /// A version 4 source lists every stale page in `postcopy-start`: the destination drops
-    /// them there, as it did before `postcopy-listen`, and serves them again.
-    @Test func aVersion4SourceDropsItsWholeDiscardListAtTheSwitch() throws {
+    /// A destination of an 8-page guest on a unix socket, and the connection a test drives
+    /// it through as its source; `report` waits for the destination's end.
+    func handDrivenDestination() throws -> (StreamConnection, report: () throws -> DestinationReport) {
         let memory = try GuestMemory(bytes: 8 * 4096)
         let uri = MigrationURI.unix(path: FileManager.default.temporaryDirectory.appendingPathComponent("migpilot-\(UUID().uuidString).sock").path)
         let listener = try Transport.listen(uri)
-        defer { listener.close() }
         let result = Box<Result<DestinationReport, any Error>>()
         let done = DispatchSemaphore(value: 0)
         DispatchQueue.global().async {
             result.value = Result { try MigrationDestination(memory: memory).run(channel: try listener.accept()) }
+            listener.close()
             done.signal()
         }
-        let channel = try Transport.connect(uri)
-        defer { channel.close() }
-        let connection = StreamConnection(channel: channel, pageSize: 4096)
+        let connection = StreamConnection(channel: try Transport.connect(uri), pageSize: 4096)
+        return (connection, { done.wait(); done.signal(); return try result.value!.get() })
+    }
+
+    /// A version 4 source lists every stale page in `postcopy-start`: the destination drops
+    /// them there, as it did before `postcopy-listen`, and serves them again.
+    @Test func aVersion4SourceDropsItsWholeDiscardListAtTheSwitch() throws {
+        let (connection, report) = try handDrivenDestination()
+        defer { connection.channel.close() }
         func page(_ p: UInt64, _ sequence: UInt64) -> [UInt8] {
             var bytes = [UInt8](repeating: 0, count: 4096)
             bytes.withUnsafeMutableBytes { PageStamp(page: p, sequence: sequence).write(to: $0.baseAddress!) }
@@ -129,28 +135,16 @@ import Transport
             Issue.record("expected complete-ack")
             return
         }
-        done.wait()
         #expect(verified, "\(detail)")
-        #expect(try result.value?.get().postcopy == true)
+        #expect(try report().postcopy == true)
     }
 
     /// Both versions say the guest runs before the verdict.
     @Test(arguments: [StreamVersion.oldest, StreamVersion.current])
     func aStalePageFailsVerificationNamingIt(version: UInt16) throws {
         // A source that sends page 2 with sequence 1 but says its final stamp is sequence 2.
-        let memory = try GuestMemory(bytes: 8 * 4096)
-        let uri = MigrationURI.unix(path: FileManager.default.temporaryDirectory.appendingPathComponent("migpilot-\(UUID().uuidString).sock").path)
-        let listener = try Transport.listen(uri)
-        defer { listener.close() }
-        let result = Box<Result<DestinationReport, any Error>>()
-        let done = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            result.value = Result { try MigrationDestination(memory: memory).run(channel: try listener.accept()) }
-            done.signal()
-        }
-        let channel = try Transport.connect(uri)
-        defer { channel.close() }
-        let connection = StreamConnection(channel: channel, pageSize: 4096)
+        let (connection, report) = try handDrivenDestination()
+        defer { connection.channel.close() }
         try connection.send(.hello(version: version, pageSize: 4096, pageCount: 8, features: []))
         try connection.flush()
         #expect(try connection.receive() == .helloAck(version: version))
@@ -169,9 +163,8 @@ import Transport
             Issue.record("expected complete-ack")
             return
         }
-        done.wait()
         #expect(!verified)
         #expect(detail == "1 of 8 pages do not hold their latest write; the first, page 2, has stamp (page 2, sequence 1), expected sequence 2")
-        #expect(try result.value?.get().verified == false)
+        #expect(try report().verified == false)
     }
 }
