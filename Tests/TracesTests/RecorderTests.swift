@@ -93,8 +93,10 @@ import Testing
         try wrapper.run()
         // SIGKILL: the test runner's blocked signals are inherited by what Foundation spawns.
         defer { kill(wrapper.processIdentifier, SIGKILL); wrapper.waitUntilExit() }
-        let report = try TraceRecorder(pid: wrapper.processIdentifier, intervalNanoseconds: 20_000_000,
-                                       durationNanoseconds: 1_000_000_000).record(to: dir.path("exec.trace"))
+        // 50 ms intervals: a scan must take under half of one, and one that met the execs took
+        // 16 ms once in a full run (2026-12-07), over the 10 ms a 20 ms interval allows.
+        let report = try TraceRecorder(pid: wrapper.processIdentifier, intervalNanoseconds: 50_000_000,
+                                       durationNanoseconds: 2_500_000_000).record(to: dir.path("exec.trace"))
         #expect(!report.endedEarly)
         #expect(report.intervals == 50)
     }
