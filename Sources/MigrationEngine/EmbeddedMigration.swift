@@ -551,7 +551,10 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         let discard = ranges.ranges(clearing: true)
         try frame(.postcopyListen(discard: discard))
         try connection.flush()
-        _ = try expectReply("postcopy-listen-ack")
+        // A pong to an earlier ping may come first (the state machine has checked it).
+        while true {
+            if case .postcopyListenAck = try expectReply("postcopy-listen-ack") { break }
+        }
         monitor.locked {
             listenCarried = ListenLoad(seconds: Double(Self.now() - start) / 1e9, pages: dropped.count, runs: UInt64(discard.count))
         }
