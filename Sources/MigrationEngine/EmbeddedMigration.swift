@@ -103,8 +103,8 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
     }
     /// What the guest's stop carried; nil until the destination has resumed the guest.
     public var stopLoad: StopLoad? { monitor.locked { stopCarried } }
-    /// What a switch to postcopy dropped before the guest stopped; nil when it did not (no
-    /// switch, or a destination of protocol version 4).
+    /// What a switch to postcopy dropped before the guest stopped; nil until then, and in a
+    /// migration that does not switch.
     public var listenLoad: ListenLoad? { monitor.locked { listenCarried } }
     /// Pages the destination's guest faulted on and asked for (QEMU's postcopy-requests).
     public var remoteFaults: UInt64 { monitor.locked { requestedPages } }
@@ -547,8 +547,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         var dropped = PageBitmap(pages: guest.memory.pageCount)
         dropped.insert(contentsOf: unsent)
         dropped.insert(contentsOf: try collectWritten())
-        var ranges = dropped
-        let discard = ranges.ranges(clearing: true)
+        let discard = dropped.ranges(clearing: false)
         try frame(.postcopyListen(discard: discard))
         try connection.flush()
         // A pong to an earlier ping may come first (the state machine has checked it).
@@ -587,10 +586,8 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
         try frame(.stopAndCopy)
         let before = connection.bytesSent + UInt64(connection.encoder.count)
         try sendDeviceState()
-        let staleCount = stale.count
-        let discard = stale.ranges(clearing: true)
-        var queued = pending
-        let queue = queued.ranges(clearing: true)
+        let discard = stale.ranges(clearing: false)
+        let queue = pending.ranges(clearing: false)
         // From here on the destination may be running the guest: a break pauses, never fails.
         monitor.locked { handedOver = true }
         var next = queue[...]
@@ -600,7 +597,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
             _ = try expectReply("postcopy-start-ack")
             monitor.locked {
                 downtime = Double(Self.now() - stop) / 1e9
-                stopCarried = StopLoad(pages: staleCount, runs: UInt64(discard.count), bytes: connection.bytesSent - before)
+                stopCarried = StopLoad(pages: stale.count, runs: UInt64(discard.count), bytes: connection.bytesSent - before)
             }
             // The guest never writes here again; ending the tracking (over the whole guest,
             // tens of milliseconds) waits until the destination runs it.

@@ -255,8 +255,8 @@ struct MigrateSummary: Encodable {
     /// Of the stop's pages, those that landed where the local destination held no data yet
     /// (nil with `--to`: the destination is another process).
     var stopFreshPages: UInt64? = nil
-    /// What a switch to postcopy dropped before the guest stopped (the embedded engine with a
-    /// destination of protocol version 5).
+    /// What a switch to postcopy dropped before the guest stopped (the embedded engine counts
+    /// it; nil without a switch).
     var listen: ListenLoad? = nil
 
     enum CodingKeys: String, CodingKey {
