@@ -77,8 +77,10 @@ struct MigrateCommand: ParsableCommand {
     @Option(help: "The control socket for `migpilot recover` (default: /tmp/migpilot-migrate-PID.sock).") var control: String?
     @Option(help: "Inject link cuts (repeatable): cut:after=postcopy+0.3s,every=0.7s,count=4 or cut:during=recover,count=1.")
     var inject: [String] = []
+    @Flag(help: "Under --bandwidth, stop the guest for the final copy with its pending pages still to send, as QEMU does (by default they go uncapped just before the stop, the guest still running, and the downtime carries only what it writes meanwhile).")
+    var noFlushAhead = false
     @OptionGroup(title: "The local destination (without --to)") var destinationMemory: DestinationMemoryOptions
-    @Flag(help: "Print JSON lines: decisions, then a final summary (status, verified, total_time_s, downtime_s, downtime_bytes, stop_pages, stop_runs, stop_fresh_pages, listen_s, listen_pages, listen_runs, transferred_bytes, passes, postcopy_time_s, remote_faults, recoveries, paused_s, detail).") var json = false
+    @Flag(help: "Print JSON lines: decisions, then a final summary (status, verified, total_time_s, downtime_s, downtime_bytes, stop_pages, stop_runs, stop_fresh_pages, flush_s, flush_pages, flush_runs, listen_s, listen_pages, listen_runs, transferred_bytes, passes, postcopy_time_s, remote_faults, recoveries, paused_s, detail).") var json = false
 
     func validate() throws {
         if try qmp.validate(self) { return }
@@ -130,7 +132,8 @@ struct MigrateCommand: ParsableCommand {
 
         // A recovery reconnects to the channel the policy names, or to where the stream went first.
         let original = to.map { try? MigrationURI(parsing: $0) } ?? local?.uri
-        let engine = EmbeddedMigration(guest: guest, tracker: tracker, channel: channel, postcopy: chosen.postcopy.allowed, reconnect: { uri in
+        let engine = EmbeddedMigration(guest: guest, tracker: tracker, channel: channel, postcopy: chosen.postcopy.allowed, flushAhead: !noFlushAhead,
+                                       reconnect: { uri in
             guard let target = uri.isEmpty ? original : try MigrationURI(parsing: uri) else { throw EngineError("no channel to recover over") }
             return try Transport.connect(target)
         }, cuts: try inject.map { try InjectedCut(parsing: $0) })
@@ -153,6 +156,9 @@ struct MigrateCommand: ParsableCommand {
             try? engine.cancel(reason: outcome.stoppedBecause ?? "stopped")
         }
         engine.waitUntilFinished()
+        // A source that failed on its own side sent no abort: the link's end tells the local
+        // destination, which would otherwise wait for the next frame.
+        if outcome.finalStatus.state != .completed { channel.abort() }
         let destinationReport = local?.outcome()
         let s = outcome.finalStatus
         let verified = engine.destinationVerified == true && (destinationReport.map { (try? $0.get())?.verified == true } ?? true)
@@ -160,7 +166,7 @@ struct MigrateCommand: ParsableCommand {
                                      downtimeSeconds: s.downtimeSeconds, transferredBytes: s.transferredBytes, passes: s.pass,
                                      postcopyTimeSeconds: engine.postcopySeconds, remoteFaults: Int(engine.remoteFaults), recoveries: engine.recoveries, pausedSeconds: engine.pausedSeconds,
                                      detail: engine.destinationDetail ?? outcome.stoppedBecause ?? "", stop: engine.stopLoad,
-                                     stopFreshPages: (try? destinationReport?.get())?.stopFreshPages, listen: engine.listenLoad)
+                                     stopFreshPages: (try? destinationReport?.get())?.stopFreshPages, flush: engine.flushLoad, listen: engine.listenLoad)
         // The workload runs on at a local destination: count its writes for a moment.
         let runningOn = s.state == .completed ? local?.destinationWrites(during: 0.25) : nil
         try drive.finish(summary, table: summary.rows(s) + (runningOn.map { [["destination", "the workload runs on: \($0) page writes in 250 ms"]] } ?? []))
@@ -255,9 +261,12 @@ struct MigrateSummary: Encodable {
     /// Of the stop's pages, those that landed where the local destination held no data yet
     /// (nil with `--to`: the destination is another process).
     var stopFreshPages: UInt64? = nil
+    /// What a capped stop-and-copy sent before the guest stopped (the embedded engine counts
+    /// it; nil without a cap, with --no-flush-ahead, or after a switch to postcopy).
+    var flush: AheadLoad? = nil
     /// What a switch to postcopy dropped before the guest stopped (the embedded engine counts
     /// it; nil without a switch).
-    var listen: ListenLoad? = nil
+    var listen: AheadLoad? = nil
 
     enum CodingKeys: String, CodingKey {
         case status, verified, passes, recoveries, detail
@@ -271,6 +280,9 @@ struct MigrateSummary: Encodable {
         case stopPages = "stop_pages"
         case stopRuns = "stop_runs"
         case stopFreshPages = "stop_fresh_pages"
+        case flushSeconds = "flush_s"
+        case flushPages = "flush_pages"
+        case flushRuns = "flush_runs"
         case listenSeconds = "listen_s"
         case listenPages = "listen_pages"
         case listenRuns = "listen_runs"
@@ -282,6 +294,7 @@ struct MigrateSummary: Encodable {
             ["status", s.state.rawValue], ["verified", verified ? "yes: \(detail)" : "NO: \(detail)"],
             ["total time", "\(formatFixed(s.elapsedSeconds, decimals: 2)) s"],
             ["downtime", s.downtimeSeconds.map { "\(formatFixed($0 * 1000, decimals: 1)) ms" } ?? "-"],
+            ["flush", flush.map { "\($0.pages) pages in \($0.runs) runs sent before the stop, in \(formatFixed($0.seconds * 1000, decimals: 1)) ms" } ?? "-"],
             ["listen", listen.map { "\($0.pages) stale pages in \($0.runs) runs dropped before the stop, in \(formatFixed($0.seconds * 1000, decimals: 1)) ms" } ?? "-"],
             ["at stop", stop.map { "\($0.pages) pages in \($0.runs) runs" + (stopFreshPages.map { " (\($0) where the destination held no data yet)" } ?? "")
                 + ", \(ByteCount(bytes: $0.bytes)) sent while stopped" } ?? "-"],
@@ -309,6 +322,9 @@ struct MigrateSummary: Encodable {
         try c.encode(stop?.pages, forKey: .stopPages)
         try c.encode(stop?.runs, forKey: .stopRuns)
         try c.encode(stopFreshPages, forKey: .stopFreshPages)
+        try c.encode(flush?.seconds, forKey: .flushSeconds)
+        try c.encode(flush?.pages, forKey: .flushPages)
+        try c.encode(flush?.runs, forKey: .flushRuns)
         try c.encode(listen?.seconds, forKey: .listenSeconds)
         try c.encode(listen?.pages, forKey: .listenPages)
         try c.encode(listen?.runs, forKey: .listenRuns)

@@ -43,10 +43,10 @@ struct QMPMigrateOptions: ParsableArguments {
         // What only the embedded engine has: its guest, link cuts, its control socket.
         let engineOnly: [(String, Bool)] = [
             ("--memory", m.memory != nil), ("--workload", !m.workload.isEmpty), ("--inject", !m.inject.isEmpty),
-            ("--control", m.control != nil),
+            ("--control", m.control != nil), ("--no-flush-ahead", m.noFlushAhead),
         ] + m.destinationMemory.flags
         if let given = engineOnly.first(where: \.1) {
-            throw ValidationError("\(given.0) sets up migpilot's own guest and cannot go with --source-qmp: QEMU's guest is what its command line made it (allowed with QMP: --policy, --to, --incoming, --bandwidth, --downtime-limit, --timeout, --json)")
+            throw ValidationError("\(given.0) is for migpilot's own engine and guest and cannot go with --source-qmp: QEMU's guest is what its command line made it (allowed with QMP: --policy, --to, --incoming, --bandwidth, --downtime-limit, --timeout, --json)")
         }
         return true
     }

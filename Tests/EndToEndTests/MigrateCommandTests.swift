@@ -55,6 +55,8 @@ import Testing
         #expect((last["downtime_bytes"] as? Int ?? 0) >= runs * 16, "\(last)")
         // The local destination counts the stop's pages that landed where it held no data.
         #expect((last["stop_fresh_pages"] as? Int).map { $0 <= pages } == true, "\(last)")
+        // Uncapped, the passes already go at the link's rate: nothing is flushed ahead.
+        for key in ["flush_s", "flush_pages", "flush_runs"] { #expect(last[key] is NSNull, "\(key): \(last)") }
         // The decisions come first, one JSON object a line, with QEMU's state names.
         #expect((decisions.first?["status"] as? [String: Any])?["status"] as? String == "active")
         #expect(run.stderr.contains("dirty tracking: "))
@@ -63,13 +65,29 @@ import Testing
     @Test func aStopCountsThePagesThatLandWhereTheDestinationHeldNoData() throws {
         // The writer's half comes first: pass 1 sends it as zero pages at once, and what the
         // writer puts there while pass 1 sends the filled half reaches the destination only in
-        // the stop, on pages it never wrote.
+        // the stop, on pages it never wrote — kept for the stop by --no-flush-ahead.
         let run = try e2e.migpilot(["migrate", "--policy", policy("precopy"), "--memory", "32MiB", "--bandwidth", "200Mbit/s",
-                                    "--workload", "uniform:rate=2000", "--workload", "fill:16MiB", "--json"])
+                                    "--workload", "uniform:rate=2000", "--workload", "fill:16MiB", "--no-flush-ahead", "--json"])
         #expect(run.status == 0, "\(run.stderr)")
         let last = try jsonLines(run).summary
         let fresh = try #require(last["stop_fresh_pages"] as? Int), pages = try #require(last["stop_pages"] as? Int)
         #expect(fresh > 0 && fresh <= pages, "\(last)")
+        #expect(last["flush_pages"] is NSNull, "\(last)")
+    }
+
+    @Test func aCappedStopSendsItsPendingPagesBeforeTheGuestStops() throws {
+        // The same migration flushing ahead (the default): the pending pages go uncapped with
+        // the guest still running, and the stop carries only what it wrote meanwhile.
+        let run = try e2e.migpilot(["migrate", "--policy", policy("precopy"), "--memory", "32MiB", "--bandwidth", "200Mbit/s",
+                                    "--workload", "uniform:rate=2000", "--workload", "fill:16MiB", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let last = try jsonLines(run).summary
+        #expect(last["verified"] as? Bool == true, "\(last)")
+        let flushed = try #require(last["flush_pages"] as? Int), flushedRuns = try #require(last["flush_runs"] as? Int)
+        let atStop = try #require(last["stop_pages"] as? Int)
+        #expect(flushed > 0 && flushedRuns >= 1 && flushedRuns <= flushed, "\(last)")
+        #expect(atStop < flushed, "\(last)")
+        #expect((last["flush_s"] as? Double ?? 0) > 0, "\(last)")
     }
 
     @Test func aTraceWorkloadMigratesWithItsInitialDataAndACleanDirtyLog() throws {

@@ -95,10 +95,18 @@ import Transport
         if case .failure(let error) = outcome { #expect("\(error)".contains("/nonexistent/migpilot.trace"), "\(error)") }
     }
 
-    @Test func thePolicyDriverMigratesARunningGuestThroughTheEmbeddedEngine() throws {
-        // 16 MiB at a 20 MB/s cap (a debug build encodes at ≈ 150 MB/s: the cap, not the CPU,
-        // must set the pace): pass 1 takes ≈ 0.84 s.
-        // Half the memory filled with data at once, the other half written at 1,000 pages/s.
+    /// A policy-driven migration under precopy.yaml at a 20 MB/s cap (a debug build encodes at
+    /// ≈ 150 MB/s: the cap, not the CPU, must set the pace), pass 1 taking ≈ 0.84 s: 16 MiB,
+    /// half filled with data at once, the other half written at 1,000 pages/s.
+    struct CappedRun {
+        let engine: EmbeddedMigration
+        let outcome: DriverOutcome
+        let log: [DecisionRecord]
+        let observed: [MigrationStatus]
+        let mismatches: [UInt64]
+    }
+
+    func migrateCapped(flushAhead: Bool) throws -> CappedRun {
         let (guest, tracker) = try startGuest(bytes: 16 << 20, ["fill:8MiB", "uniform:rate=1000"])
         defer { guest.stop() }
         let destination = try GuestMemory(bytes: 16 << 20)
@@ -107,7 +115,7 @@ import Transport
         let channel = try Transport.connect(running.uri)
         defer { channel.close() }
 
-        let engine = EmbeddedMigration(guest: guest, tracker: tracker, channel: channel)
+        let engine = EmbeddedMigration(guest: guest, tracker: tracker, channel: channel, flushAhead: flushAhead)
         try engine.setBandwidth(bytesPerSecond: 20e6)
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let policy = try PolicyLoader.load(path: root.appendingPathComponent("policies/precopy.yaml").path)
@@ -118,10 +126,16 @@ import Transport
         let outcome = try driver.run(observeEvery: 0.1, horizonSeconds: 30)
         engine.waitUntilFinished()
         _ = try running.outcome().get()
+        return CappedRun(engine: engine, outcome: outcome, log: log, observed: observed,
+                         mismatches: Guest.mismatches(in: destination, expected: guest.lastSequences()))
+    }
 
+    @Test func thePolicyDriverMigratesARunningGuestThroughTheEmbeddedEngine() throws {
+        let run = try migrateCapped(flushAhead: true)
+        let (engine, outcome, log) = (run.engine, run.outcome, run.log)
         #expect(outcome.finalStatus.state == .completed)
         #expect(engine.destinationVerified == true, "\(engine.destinationDetail ?? "")")
-        #expect(Guest.mismatches(in: destination, expected: guest.lastSequences()) == [])
+        #expect(run.mismatches == [])
         #expect(log.contains { $0.action.name == "complete" })
         #expect(outcome.finalStatus.pass >= 2)
         // Precopy never goes above the cap, whatever the load (a starved sender goes below it and
@@ -130,10 +144,27 @@ import Transport
         #expect(!precopy.isEmpty)
         #expect(precopy.allSatisfy { $0.status.bandwidthBytesPerSecond <= 20e6 * 1.05 }, "\(precopy.map(\.status.bandwidthBytesPerSecond))")
         #expect(try #require(outcome.finalStatus.downtimeSeconds) < 1)
+        // Capped, the pending pages went uncapped just before the guest stopped (the last
+        // pass's writes, hundreds of pages), and the stop carried only what the guest wrote
+        // during that burst.
+        let flush = try #require(engine.flushLoad)
+        let stop = try #require(engine.stopLoad)
+        #expect(flush.pages > 0 && flush.runs > 0)
+        #expect(stop.pages < flush.pages, "flushed ahead \(flush), at the stop \(stop)")
         // The live view (migrate's progress line) sees pass 1 go down between decisions, and the end.
-        let passOne = Set(observed.filter { $0.state == .active && $0.pass == 1 }.map(\.remainingPages))
+        let passOne = Set(run.observed.filter { $0.state == .active && $0.pass == 1 }.map(\.remainingPages))
         #expect(passOne.count >= 4, "pass 1 as observed: \(passOne.sorted())")
-        #expect(observed.last?.state == .completed)
+        #expect(run.observed.last?.state == .completed)
+    }
+
+    @Test func withoutFlushingAheadTheStopCarriesEveryPendingPage() throws {
+        let run = try migrateCapped(flushAhead: false)
+        #expect(run.outcome.finalStatus.state == .completed)
+        #expect(run.engine.destinationVerified == true, "\(run.engine.destinationDetail ?? "")")
+        #expect(run.mismatches == [])
+        #expect(run.engine.flushLoad == nil)
+        // The last pass's writes, all of them at the stop.
+        #expect(try #require(run.engine.stopLoad).pages > 0)
     }
 
     @Test func aLinkThatBreaksInPrecopyEndsTheMigrationWithTheGuestRunningHere() throws {
