@@ -62,7 +62,7 @@ def predict(args, tmp, policy, rate, cap, rate_mbs, fixed_s):
            "--bandwidth", f"{cap}Mbit/s", "--switchover-bandwidth", f"{rate_mbs:.0f}MB/s", "--dirty-counts", "at-sync", "--json",
            "--switchover-fixed", f"{fixed_s * 1e6:.0f}us", "--switchover-check-per-page", "0ns", "--switchover-stamp-bytes", "0",
            "--postcopy-switch-fixed", "0ns", "--postcopy-switch-per-run", "0ns", "--postcopy-switch-per-page", "0ns",
-           "--no-postcopy-listen"]
+           "--no-postcopy-listen", "--no-flush-ahead"]
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)["results"][0]
 
 

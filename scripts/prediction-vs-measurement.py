@@ -7,7 +7,9 @@ one row per trace and policy, then the median and p90 of |error| for total time 
 (a downtime within 2 ms counts as no error).
 
 The cap holds precopy's passes back, not the stop-and-copy, which the engine (as QEMU) sends
-as fast as the link takes it: whatif is given that rate as --switchover-bandwidth, the engine's
+as fast as the link takes it, and begins with the guest still running (its flush ahead;
+`migrate --no-flush-ahead` keeps it in the downtime): whatif is given that rate as
+--switchover-bandwidth, the engine's
 uncapped rate over loopback into populated memory, measured here too (median of 5) unless
 given. The switch's own work (whatif's --switchover-* and --postcopy-switch-* options) is
 measured here too, at the table's cap, median of 7 each (9 for the terms of short runs):
@@ -167,9 +169,11 @@ def calibration_job(migpilot, name, policy, mib, workloads, bandwidth, discard="
     with the stream: uncapped, the switch found it tens of milliseconds behind (pass 1's bytes
     still in the sockets and its first touches), which no term of the model is. One that does
     not complete (a postcopy link that broke and stayed paused), or that was to switch to
-    postcopy (`postcopy`) and did not, is not counted."""
+    postcopy (`postcopy`) and did not, is not counted. A stop-and-copy keeps its pending pages
+    for the stop (--no-flush-ahead), where the terms they price are measured; the rows' stops,
+    which flush them ahead, pay the same terms before the guest stops."""
     cmd = [migpilot, "migrate", "--policy", policy, "--memory", f"{mib}MiB", "--bandwidth", bandwidth,
-           "--postcopy-discard", discard, "--json"] + NO_MANUAL_RECOVERY
+           "--postcopy-discard", discard, "--no-flush-ahead", "--json"] + NO_MANUAL_RECOVERY
     cmd += ["--downtime-limit", limit] if limit else []
     cmd += ["--mem-prealloc"] if prealloc else []
     for w in workloads:

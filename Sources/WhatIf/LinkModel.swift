@@ -79,6 +79,13 @@ public struct SwitchoverCost: Sendable, Equatable {
     /// per held page, as inside the downtime): its fixed part, the registration, is within
     /// the round trip here (a listen with at most 100 stale runs took 0.63–1.37 ms, 5 runs).
     public var listensAhead: Bool
+    /// Stop-and-copy under a cap (the passes slower than the switchover rate): the pending
+    /// pages go at the switchover rate just before the guest stops, the guest still running,
+    /// and the downtime carries only what it wrote meanwhile (migpilot's engine, unless
+    /// `migrate --no-flush-ahead`); false: every pending page inside the downtime (QEMU). That
+    /// burst is priced as the stop's pages are (bytes at the switchover rate, per run, first
+    /// touches), plus a round trip: the source awaits the destination before it stops.
+    public var flushesAhead: Bool
     /// Switch to postcopy, per run of stale pages the destination drops (every run
     /// `StaleRunDrop.auto` does not move: MADV_DONTNEED, batched).
     public var secondsPerStaleRun: Double
@@ -102,7 +109,7 @@ public struct SwitchoverCost: Sendable, Equatable {
     public var firstTouchSecondsPerPage: Double
 
     public init(fixedSeconds: Double = 0, checkSecondsPerPage: Double = 0, secondsPerPendingRun: Double = 0,
-                postcopyFixedSeconds: Double = 0, listensAhead: Bool = false,
+                postcopyFixedSeconds: Double = 0, flushesAhead: Bool = false, listensAhead: Bool = false,
                 secondsPerStaleRun: Double = 0, secondsPerStalePage: Double = 0,
                 secondsPerMovedRun: Double = 0, secondsPerMovedPage: Double = 0, moveFixedSeconds: Double = 0, stampBytesPerPage: Int = 0,
                 firstTouchSecondsPerPage: Double = 0) {
@@ -110,6 +117,7 @@ public struct SwitchoverCost: Sendable, Equatable {
         self.checkSecondsPerPage = checkSecondsPerPage
         self.secondsPerPendingRun = secondsPerPendingRun
         self.postcopyFixedSeconds = postcopyFixedSeconds
+        self.flushesAhead = flushesAhead
         self.listensAhead = listensAhead
         self.secondsPerStaleRun = secondsPerStaleRun
         self.secondsPerStalePage = secondsPerStalePage
@@ -135,9 +143,9 @@ public struct SwitchoverCost: Sendable, Equatable {
     /// slower than the first touch (the prediction table, 1 Gbit/s) passes it explicitly.
     /// The moved runs' terms (UFFDIO_MOVE): per run `Benchmarks/stale-drop.sh`'s fit (one
     /// thread), per page and fixed measured in migrations (docs/model.md, "Switchover").
-    /// It listens ahead (protocol version 5).
+    /// It flushes a capped stop's pending pages ahead and listens ahead (protocol version 5).
     public static let embeddedEngine = SwitchoverCost(
-        fixedSeconds: 0, checkSecondsPerPage: 88e-9, secondsPerPendingRun: 1.674e-6, postcopyFixedSeconds: 168e-6, listensAhead: true,
+        fixedSeconds: 0, checkSecondsPerPage: 88e-9, secondsPerPendingRun: 1.674e-6, postcopyFixedSeconds: 168e-6, flushesAhead: true, listensAhead: true,
         secondsPerStaleRun: 775e-9,
         secondsPerStalePage: 173e-9, secondsPerMovedRun: 1.07e-6, secondsPerMovedPage: 60e-9, moveFixedSeconds: 3.0e-3, stampBytesPerPage: 8)
 }

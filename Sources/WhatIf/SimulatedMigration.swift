@@ -122,8 +122,10 @@ public final class SimulatedMigration: MigrationControl {
         // Stop-and-copy: the guest is stopped; everything pending goes with the stamps and the
         // destination's guest runs (the downtime ends). Then the destination checks the pages it
         // holds data in, those it had and those landing now, before its verdict completes the
-        // migration.
+        // migration. Flushing ahead, what is pending now went just before, and the stop carries
+        // what the guest wrote meanwhile.
         let work = link.switchoverCost
+        if work.flushesAhead, switchoverBandwidth > bandwidth { flushAhead(work) }
         let bytes = cost(of: toSend) + stampBytes
         let fresh = freshDataPages(in: toSend)
         let stop = bytes / switchoverBandwidth + link.roundTripSeconds + work.fixedSeconds + Double(fresh) * work.firstTouchSecondsPerPage
@@ -136,6 +138,25 @@ public final class SimulatedMigration: MigrationControl {
         state = .completed
         events.append(.stateChanged)
         return true
+    }
+
+    /// The stop's burst begun with the guest still running (the engine's flush ahead, when a
+    /// cap holds the passes below the switchover rate): what is pending goes at that rate,
+    /// priced per page, run and first touch as in the stop, then a round trip (the source
+    /// awaits the destination); the guest writes on into the dirty log, which becomes the
+    /// stop's pending set.
+    private func flushAhead(_ work: SwitchoverCost) {
+        let bytes = cost(of: toSend)
+        let seconds = bytes / switchoverBandwidth + link.roundTripSeconds + Double(freshDataPages(in: toSend)) * work.firstTouchSecondsPerPage
+            + Double(toSend.runCount) * work.secondsPerPendingRun
+        for i in toSend.words.indices where toSend.words[i] != 0 { _ = landed.insert(mask: toSend.words[i] & dataWord(i), inWord: i) }
+        transferred += bytes
+        toSend.removeAll()
+        time += seconds
+        guestTime += seconds * guestSpeed
+        catchUpGuest()
+        toSend.formUnion(dirty)
+        dirty.removeAll()
     }
 
     public func startPostcopy() throws {

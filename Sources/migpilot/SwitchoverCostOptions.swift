@@ -21,6 +21,9 @@ struct SwitchoverCostOptions: ParsableArguments {
                                valueName: "time"), transform: Parse.timeSpan)
     var postcopySwitchFixed = TimeSpan(seconds: engine.postcopyFixedSeconds)
     @Flag(inversion: .prefixedNo,
+          help: "Stop-and-copy under a cap: the pending pages go at the switchover rate just before the guest stops, and the downtime only what it writes meanwhile (migpilot's engine); --no-flush-ahead: every pending page inside the downtime (QEMU; migrate --no-flush-ahead).")
+    var flushAhead = engine.flushesAhead
+    @Flag(inversion: .prefixedNo,
           help: "Switch to postcopy: the destination drops what is stale before the guest stops, and the downtime only what the guest writes meanwhile (migpilot's engine, protocol version 5: postcopy-listen); --no-postcopy-listen: every stale page inside the downtime (QEMU; a migpilot source of protocol version 4).")
     var postcopyListen = engine.listensAhead
     @Option(help: ArgumentHelp("Switch to postcopy: time per short run of stale pages the destination drops (MADV_DONTNEED, batched); default \(TimeSpan(seconds: engine.secondsPerStaleRun)).",
@@ -48,7 +51,7 @@ struct SwitchoverCostOptions: ParsableArguments {
     var cost: SwitchoverCost {
         SwitchoverCost(fixedSeconds: switchoverFixed.seconds, checkSecondsPerPage: switchoverCheckPerPage.seconds,
                        secondsPerPendingRun: switchoverPerRun.seconds, postcopyFixedSeconds: postcopySwitchFixed.seconds,
-                       listensAhead: postcopyListen,
+                       flushesAhead: flushAhead, listensAhead: postcopyListen,
                        secondsPerStaleRun: postcopySwitchPerRun.seconds,
                        secondsPerStalePage: postcopySwitchPerPage.seconds, secondsPerMovedRun: postcopySwitchPerMovedRun.seconds,
                        secondsPerMovedPage: postcopySwitchPerMovedPage.seconds, moveFixedSeconds: postcopySwitchMoveFixed.seconds,

@@ -326,6 +326,37 @@ func run(_ sim: SimulatedMigration, step: Double = 1, until stop: (Observation) 
         #expect(abs(downtime - expected) < 1e-9, "\(downtime) s, expected \(expected) s")
     }
 
+    @Test func flushingAheadLeavesTheStopOnlyWhatTheGuestWritesMeanwhile() throws {
+        // As above, pages 0 ..< 100 rewritten every 0.1 s interval and pass 1 at pages
+        // 0 ..< 2,000 by 2 s: 8,100 pages pending in 2 runs, 8,000 of them fresh. They go at
+        // the switchover rate with the guest running (162 ms, a round trip, the runs and the
+        // first touches: 179 ms), which rewrites all of 0 ..< 100 meanwhile: the stop sends
+        // that one run.
+        let workload = try scriptedWorkload(pages: 10_000, intervalSeconds: 0.1,
+                                            intervals: Array(repeating: [PageRange(start: 0, count: 100)], count: 40))
+        let work = SwitchoverCost(fixedSeconds: 0.004, secondsPerPendingRun: 10e-6, flushesAhead: true, stampBytesPerPage: 8,
+                                  firstTouchSecondsPerPage: 2e-6)
+        let link = LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost, switchoverBytesPerSecond: 50_000 * pageCost, roundTripSeconds: 0.001,
+                             switchoverCost: work)
+        let sim = SimulatedMigration(workload: workload, link: link)
+        try sim.start()
+        _ = try run(sim, step: 0.5) { $0.status.elapsedSeconds >= 2 - 1e-9 }
+        let before = sim.status.elapsedSeconds
+        #expect(try sim.complete(maxPendingPages: nil))
+        let flush = 8_100 * pageCost / (50_000 * pageCost) + 0.001 + 2 * 10e-6 + 8_000 * 2e-6
+        let stop = (100 * pageCost + 10_000 * 8) / (50_000 * pageCost) + 0.001 + 0.004 + 10e-6
+        let downtime = try #require(sim.downtime)
+        #expect(abs(downtime - stop) < 1e-9, "\(downtime) s, expected \(stop) s")
+        #expect(abs(sim.status.elapsedSeconds - before - flush - stop) < 1e-9, "the flush is in the total time")
+        // Passes already at the switchover rate: nothing to gain, every pending page at the stop.
+        let uncapped = SimulatedMigration(workload: workload, link: LinkModel(bandwidthBytesPerSecond: 1_000 * pageCost, roundTripSeconds: 0.001,
+                                                                             switchoverCost: work))
+        try uncapped.start()
+        _ = try run(uncapped, step: 0.5) { $0.status.elapsedSeconds >= 2 - 1e-9 }
+        #expect(try uncapped.complete(maxPendingPages: nil))
+        #expect(try #require(uncapped.downtime) > 8)
+    }
+
     /// Pass 1 at 1,000 pages/s (switchover 40,000 pages/s, 1 ms RTT) until `seconds`, then the
     /// switch: the stale pages and the switch's downtime.
     private func switchToPostcopy(at seconds: Double, _ workload: TraceWorkload, _ work: SwitchoverCost) throws -> (UInt64, Double) {
