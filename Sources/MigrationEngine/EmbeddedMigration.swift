@@ -482,7 +482,7 @@ public final class EmbeddedMigration: MigrationControl, @unchecked Sendable {
 
     /// The stop-and-copy's burst, begun with the guest still running. The cap holds the
     /// passes back, not the stop, which sends its pending pages as fast as the link takes them
-    /// (as QEMU's does): ≈ 9,100 pages for a 300 ms limit at 1 Gbit/s, 17–33 ms here, all of
+    /// (as QEMU's does): ≈ 9,100 pages for a 300 ms limit at 1 Gbit/s, 14–33 ms here, all of
     /// it downtime. Sent at the same rate just before the stop, the same pages leave the
     /// downtime only what the guest writes meanwhile, and the link carries the same burst, a
     /// few milliseconds longer. Then, as before a stop, the destination is awaited.

@@ -126,12 +126,10 @@ public final class SimulatedMigration: MigrationControl {
         // what the guest wrote meanwhile.
         let work = link.switchoverCost
         if work.flushesAhead, switchoverBandwidth > bandwidth { flushAhead(work) }
-        let bytes = cost(of: toSend) + stampBytes
-        let fresh = freshDataPages(in: toSend)
-        let stop = bytes / switchoverBandwidth + link.roundTripSeconds + work.fixedSeconds + Double(fresh) * work.firstTouchSecondsPerPage
-            + Double(toSend.runCount) * work.secondsPerPendingRun
-        let check = Double(Int(landed.count) + fresh) * work.checkSecondsPerPage
-        transferred += bytes
+        let pending = burst(of: toSend, work)
+        let stop = pending.seconds + stampBytes / switchoverBandwidth + link.roundTripSeconds + work.fixedSeconds
+        let check = Double(Int(landed.count) + pending.fresh) * work.checkSecondsPerPage
+        transferred += pending.bytes + stampBytes
         toSend.removeAll()
         time += stop + check
         downtime = stop
@@ -146,11 +144,10 @@ public final class SimulatedMigration: MigrationControl {
     /// awaits the destination); the guest writes on into the dirty log, which becomes the
     /// stop's pending set.
     private func flushAhead(_ work: SwitchoverCost) {
-        let bytes = cost(of: toSend)
-        let seconds = bytes / switchoverBandwidth + link.roundTripSeconds + Double(freshDataPages(in: toSend)) * work.firstTouchSecondsPerPage
-            + Double(toSend.runCount) * work.secondsPerPendingRun
+        let flushed = burst(of: toSend, work)
+        let seconds = flushed.seconds + link.roundTripSeconds
         for i in toSend.words.indices where toSend.words[i] != 0 { _ = landed.insert(mask: toSend.words[i] & dataWord(i), inWord: i) }
-        transferred += bytes
+        transferred += flushed.bytes
         toSend.removeAll()
         time += seconds
         guestTime += seconds * guestSpeed
@@ -543,6 +540,14 @@ public final class SimulatedMigration: MigrationControl {
             events.append(.recovered)
             if toSend.count == 0 { finishPostcopy() }
         }
+    }
+
+    /// Sending `set` at the switchover rate, as a stop-and-copy (or its flush ahead) does: its
+    /// bytes, its data pages the destination has not received yet, and the seconds, the runs'
+    /// own work and those pages' first touches included.
+    private func burst(of set: PageBitmap, _ work: SwitchoverCost) -> (bytes: Double, fresh: Int, seconds: Double) {
+        let bytes = cost(of: set), fresh = freshDataPages(in: set)
+        return (bytes, fresh, bytes / switchoverBandwidth + Double(fresh) * work.firstTouchSecondsPerPage + Double(set.runCount) * work.secondsPerPendingRun)
     }
 
     /// Data pages of `set` the destination has not received yet.

@@ -62,12 +62,17 @@ import Testing
         #expect(run.stderr.contains("dirty tracking: "))
     }
 
+    /// A capped precopy whose writer's half comes first: pass 1 sends it as zero pages at once,
+    /// and what the writer puts there while pass 1 sends the filled half is pending at the end,
+    /// on pages the destination never wrote.
+    func cappedWriterFirst(_ extra: [String] = []) throws -> TraceCommandTests.Run {
+        try e2e.migpilot(["migrate", "--policy", policy("precopy"), "--memory", "32MiB", "--bandwidth", "200Mbit/s",
+                          "--workload", "uniform:rate=2000", "--workload", "fill:16MiB", "--json"] + extra)
+    }
+
     @Test func aStopCountsThePagesThatLandWhereTheDestinationHeldNoData() throws {
-        // The writer's half comes first: pass 1 sends it as zero pages at once, and what the
-        // writer puts there while pass 1 sends the filled half reaches the destination only in
-        // the stop, on pages it never wrote — kept for the stop by --no-flush-ahead.
-        let run = try e2e.migpilot(["migrate", "--policy", policy("precopy"), "--memory", "32MiB", "--bandwidth", "200Mbit/s",
-                                    "--workload", "uniform:rate=2000", "--workload", "fill:16MiB", "--no-flush-ahead", "--json"])
+        // Those pages reach the destination only in the stop — kept for it by --no-flush-ahead.
+        let run = try cappedWriterFirst(["--no-flush-ahead"])
         #expect(run.status == 0, "\(run.stderr)")
         let last = try jsonLines(run).summary
         let fresh = try #require(last["stop_fresh_pages"] as? Int), pages = try #require(last["stop_pages"] as? Int)
@@ -76,10 +81,9 @@ import Testing
     }
 
     @Test func aCappedStopSendsItsPendingPagesBeforeTheGuestStops() throws {
-        // The same migration flushing ahead (the default): the pending pages go uncapped with
-        // the guest still running, and the stop carries only what it wrote meanwhile.
-        let run = try e2e.migpilot(["migrate", "--policy", policy("precopy"), "--memory", "32MiB", "--bandwidth", "200Mbit/s",
-                                    "--workload", "uniform:rate=2000", "--workload", "fill:16MiB", "--json"])
+        // Flushing ahead (the default): the pending pages go uncapped with the guest still
+        // running, and the stop carries only what it wrote meanwhile.
+        let run = try cappedWriterFirst()
         #expect(run.status == 0, "\(run.stderr)")
         let last = try jsonLines(run).summary
         #expect(last["verified"] as? Bool == true, "\(last)")
